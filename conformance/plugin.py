@@ -1,0 +1,11 @@
+"""The pytest plugin, registered through the ``pytest11`` entry point.
+
+Like pytest's own features, each concern is a small plugin of its own; this
+module only lists them.
+"""
+
+pytest_plugins = [
+    "conformance.checks",  # check ids, spec/requires markers
+    "conformance.report_plugin",  # results JSON + JUnit XML in reports/
+    "conformance.engine_plugin",  # --engine, the engine and test_image fixtures
+]

@@ -1,0 +1,145 @@
+"""Engine profiles: what the harness knows about an engine, as data.
+
+A profile is a TOML file under ``fixtures/engines/``::
+
+    name = "podman"
+    argv = ["podman"]                      # argv prefix of every call
+    capabilities = ["oom-kill", ...]       # what the engine can do here
+    [env]                                  # added to the environment
+    CONTAINERS_CONF = "{profile_dir}/podman-containers.conf"
+    [deviations]                           # check id -> reason + evidence
+    "runtime/test_signals.py::test_x" = "podman 4.3 exits 2: ..."
+
+A new engine is a new profile, not new code.
+
+>>> p = load_profile(FIXTURES_DIR / "engines" / "docker.toml")   # doctest: +SKIP
+>>> p.has("oom-kill")                                            # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
+
+from . import FIXTURES_DIR
+from .errors import ConformanceError
+
+ENGINES_DIR = FIXTURES_DIR / "engines"
+
+#: Capabilities the suites know about; a profile naming another is a typo.
+KNOWN_CAPABILITIES = frozenset(
+    {
+        "oom-kill",  # --memory limits are enforced and OOM kills are reported
+        "restart-policies",  # --restart no|on-failure|always|unless-stopped
+        "init",  # --init runs a signal-forwarding init as PID 1
+        "commit",  # commit turns a container's layer into an image
+        "volumes",  # named volumes, bind mounts, --volumes-from, VOLUME
+        "build",  # build from a Dockerfile
+        "bridge-network",  # user-defined bridge networks with DNS by name
+        "host-network",  # --network host
+        "published-ports",  # -p HOST:CONTAINER
+        "swarm",  # swarm mode services
+        "ingress-mesh",  # swarm ingress routing mesh (needs IPVS)
+        "pause",  # pause/unpause through the freezer
+        "save-oci",  # save writes an OCI layout next to manifest.json
+    }
+)
+
+_KEYS = {"name", "description", "argv", "env", "capabilities", "deviations"}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """An engine as the harness drives it: immutable, validated on load."""
+
+    name: str
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    capabilities: frozenset[str] = frozenset()
+    deviations: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+    path: Path | None = None
+
+    def has(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+    def deviation(self, check_id: str) -> str | None:
+        """The recorded deviation for a check id, or for its parametrised base.
+
+        ``runtime/t.py::test_x[3]`` matches an entry for ``runtime/t.py::test_x``
+        so one entry can cover every parameter of a check.
+        """
+        if check_id in self.deviations:
+            return self.deviations[check_id]
+        base = check_id.split("[", 1)[0]
+        return self.deviations.get(base)
+
+
+def parse_profile(text: str, *, source: str = "<profile>", profile_dir: Path | None = None) -> Profile:
+    """Parse and validate profile TOML. Pure: no file or engine is touched."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConformanceError(f"{source}: not valid TOML: {exc}") from None
+    unknown = set(data) - _KEYS
+    if unknown:
+        raise ConformanceError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_KEYS))}")
+    name = data.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConformanceError(f"{source}: 'name' must be a non-empty string")
+    argv = data.get("argv")
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) and a for a in argv):
+        raise ConformanceError(f"{source}: 'argv' must be a non-empty list of strings, e.g. argv = [\"docker\"]")
+    env = data.get("env", {})
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        raise ConformanceError(f"{source}: [env] values must be strings")
+    caps = data.get("capabilities", [])
+    if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
+        raise ConformanceError(f"{source}: 'capabilities' must be a list of strings")
+    bad = sorted(set(caps) - KNOWN_CAPABILITIES)
+    if bad:
+        raise ConformanceError(f"{source}: unknown capabilit{'y' if len(bad) == 1 else 'ies'} {', '.join(bad)}; known: {', '.join(sorted(KNOWN_CAPABILITIES))}")
+    devs = data.get("deviations", {})
+    if not isinstance(devs, dict) or not all(isinstance(v, str) and v.strip() for v in devs.values()):
+        raise ConformanceError(f"{source}: [deviations] maps check ids to a non-empty reason with evidence")
+    for check_id in devs:
+        if "::" not in check_id:
+            raise ConformanceError(f"{source}: deviation key {check_id!r} is not a check id like 'runtime/test_file.py::test_name'")
+    pdir = str(profile_dir) if profile_dir else "."
+    env = {k: v.replace("{profile_dir}", pdir) for k, v in env.items()}
+    return Profile(
+        name=name,
+        argv=tuple(a.replace("{profile_dir}", pdir) for a in argv),
+        env=MappingProxyType(env),
+        capabilities=frozenset(caps),
+        deviations=MappingProxyType(dict(devs)),
+        description=str(data.get("description", "")),
+        path=None,
+    )
+
+
+def load_profile(path: Path) -> Profile:
+    """Read a profile file; ``{profile_dir}`` in argv and env is its folder."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConformanceError(f"cannot read engine profile {path}: {exc.strerror}") from None
+    profile = parse_profile(text, source=str(path), profile_dir=path.resolve().parent)
+    return Profile(**{**profile.__dict__, "path": path})
+
+
+def available_profiles() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(ENGINES_DIR.glob("*.toml"))}
+
+
+def profile_by_name(name: str) -> Profile:
+    """The profile ``fixtures/engines/NAME.toml``."""
+    profiles = available_profiles()
+    if name not in profiles:
+        raise ConformanceError(f"unknown engine {name!r}; known: {', '.join(profiles) or 'none'} (or pass --engine-profile PATH)")
+    return load_profile(profiles[name])
