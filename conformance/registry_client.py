@@ -22,7 +22,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
-from urllib.parse import urljoin
+from urllib.parse import urlencode, urljoin
 
 import httpx
 
@@ -236,9 +236,16 @@ class RegistryClient(httpx.Client):
         super().__init__(base_url=endpoint.url, **kwargs)
         self.endpoint = endpoint
 
-    def absolute(self, location: str) -> str:
-        """A ``Location`` header (absolute or relative) as a URL this client can call."""
-        return urljoin(str(self.base_url), location)
+    def absolute(self, location: str, **params: str) -> str:
+        """A ``Location`` header (absolute or relative) as a URL this client can call.
+
+        ``params`` are added to the query the registry put there (its upload
+        state must survive; httpx's ``params=`` would replace it).
+        """
+        url = urljoin(str(self.base_url), location)
+        if params:
+            url += ("&" if "?" in url else "?") + urlencode(params)
+        return url
 
     def start_upload(self, repo: str, **params) -> httpx.Response:
         return self.post(f"/v2/{repo}/blobs/uploads/", params=params or None, headers={"Content-Length": "0"})
@@ -248,7 +255,7 @@ class RegistryClient(httpx.Client):
         d = digest(data, algorithm)
         started = self.start_upload(repo)
         assert started.status_code == 202, describe(started)
-        done = self.put(self.absolute(started.headers["Location"]), params={"digest": d}, content=data,
+        done = self.put(self.absolute(started.headers["Location"], digest=d), content=data,
                         headers={"Content-Type": "application/octet-stream"})
         assert done.status_code == 201, describe(done)
         return d
