@@ -82,7 +82,7 @@ class Engine:
             check: bool = False, text: bool = True) -> CommandResult:
         """Run ``<argv prefix> ARGS`` and return what it did; never raises on exit status
         unless ``check`` is set."""
-        argv = (*self.profile.argv, *args)
+        argv = (*self.profile.command, *args)
         env = {**os.environ, **self.profile.env}
         start = time.monotonic()
         try:
@@ -97,7 +97,7 @@ class Engine:
 
     def popen(self, *args: str, **kwargs) -> subprocess.Popen:
         """Start a CLI call without waiting (for attach/signal checks)."""
-        return subprocess.Popen((*self.profile.argv, *args), env={**os.environ, **self.profile.env}, **kwargs)
+        return subprocess.Popen((*self.profile.command, *args), env={**os.environ, **self.profile.env}, **kwargs)
 
     # -- names ----------------------------------------------------------
     def new_name(self, kind: str = "c") -> str:

@@ -6,6 +6,7 @@ module only lists them.
 
 pytest_plugins = [
     "conformance.checks",  # check ids, spec/requires markers
+    "conformance.hypothesis_profiles",  # repeatable properties in CI
     "conformance.report_plugin",  # results JSON + JUnit XML in reports/
     "conformance.engine_plugin",  # --engine, the engine and test_image fixtures
     "conformance.registry_plugin",  # --registry/--registry-impl, the registry fixtures

@@ -19,6 +19,8 @@ True
 
 from __future__ import annotations
 
+import shutil
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +65,17 @@ class Profile:
     deviations: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
     path: Path | None = None
+
+    @property
+    def command(self) -> tuple[str, ...]:
+        """argv with its program found on PATH or, failing that, beside this
+        interpreter (a venv's console scripts work without activating it)."""
+        program = self.argv[0]
+        if "/" not in program and not shutil.which(program):
+            beside = Path(sys.executable).parent / program
+            if beside.exists():
+                return (str(beside), *self.argv[1:])
+        return self.argv
 
     def has(self, capability: str) -> bool:
         return capability in self.capabilities

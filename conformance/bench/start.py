@@ -24,7 +24,7 @@ class CliSubject:
 
     def __init__(self, engine: str, extra: list[str], env: dict[str, str] | None = None):
         profile = profile_by_name(engine)
-        self.engine, self.argv = engine, list(profile.argv)
+        self.engine, self.argv = engine, list(profile.command)
         self.env = {**os.environ, **profile.env, **(env or {})}
         self.cmd = [*self.argv, "run", "--rm", *extra, IMAGE, "true"]
         self.ready = False

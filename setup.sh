@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian 12 machine (as root) for the conformance framework:
+# Debian packages, the project's virtualenv in .venv, and a running dockerd.
+#
+#   ./setup.sh                 install everything and start dockerd if needed
+#   ./setup.sh --install-only  install, start nothing (CI starts its own dockerd)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PACKAGES=(
+    docker.io podman runc catatonit skopeo docker-registry busybox-static
+    iptables uidmap python3-venv curl
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [[ ! -x .venv/bin/python ]]; then
+    python3 -m venv .venv
+fi
+.venv/bin/pip install -q --disable-pip-version-check -e ".[dev]"
+
+if [[ "${1:-}" == "--install-only" ]]; then
+    exit 0
+fi
+
+# dockerd: started here when no daemon answers (the machines have no systemd).
+if ! /usr/bin/docker info >/dev/null 2>&1; then
+    echo "setup: starting dockerd (log: /var/log/dockerd-conformance.log)"
+    nohup dockerd >/var/log/dockerd-conformance.log 2>&1 &
+    for _ in $(seq 60); do
+        /usr/bin/docker info >/dev/null 2>&1 && break
+        sleep 0.5
+    done
+    /usr/bin/docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start; see /var/log/dockerd-conformance.log" >&2; exit 1; }
+fi
+echo "setup: ready"
