@@ -1,0 +1,357 @@
+"""Layer tars in and out: safe extraction with overlay whiteouts, and
+deterministic tar writing of a directory.
+
+Extraction (:func:`extract_layer`, :func:`unpack_layer`) never writes
+outside its root. It refuses, with a :class:`StoreError` naming the entry:
+absolute names, ``..`` components, any write through a symlink (a symlink
+in the tar is stored as a symlink, never followed), hard links whose target
+is outside the root or not yet extracted, and device files (a layer is not
+a way to hand a container a host device; overlay whiteouts come only from
+``.wh.`` names). :func:`unpack_layer` extracts into a temporary directory
+next to the target and renames it into place only when every entry was
+accepted, so a refused tar leaves nothing behind.
+
+Whiteouts, the OCI/AUFS form in tars and the overlayfs form on disk:
+
+- ``dir/.wh.NAME``   <-> ``dir/NAME`` a character device 0:0
+- ``dir/.wh..wh..opq`` <-> xattr ``trusted.overlay.opaque=y`` on ``dir``
+
+Writing (:func:`write_tree`) is deterministic: entries sorted by name,
+uid/gid kept (no user names), mtimes in whole seconds (clamped to
+``SOURCE_DATE_EPOCH`` when given), no atime/ctime, hard links as links,
+``security.capability`` kept (as docker does), PAX headers only where
+USTAR cannot hold a field (long names, big ids).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+import tarfile
+import tempfile
+import zlib
+from pathlib import Path
+from typing import BinaryIO
+
+from ..errors import StoreError
+
+WHITEOUT_PREFIX = ".wh."
+WHITEOUT_META_PREFIX = ".wh..wh."
+WHITEOUT_OPAQUE = ".wh..wh..opq"
+OPAQUE_XATTR = "trusted.overlay.opaque"
+KEPT_XATTRS = ("security.capability",)
+_IS_ROOT = os.geteuid() == 0
+
+
+def entry_parts(name: str, what: str = "layer tar entry") -> list[str]:
+    """The path components of a tar entry name, refusing escapes. Pure.
+
+    ``./a//b/`` gives ``["a", "b"]``; the root entry (``./``) gives ``[]``.
+
+    >>> entry_parts("./usr//bin/")
+    ['usr', 'bin']
+    """
+    if "\x00" in name:
+        raise StoreError(f"{what} {name!r} contains a NUL byte")
+    if name.startswith("/"):
+        raise StoreError(f"{what} {name!r} is an absolute path")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise StoreError(f"{what} {name!r} has a '..' component (would escape the layer root)")
+    return parts
+
+
+class _Extractor:
+    """One extraction into *root*; every path is checked component by component."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.size = 0
+        self.dirs: list[tuple[str, tarfile.TarInfo]] = []
+
+    def _parent(self, name: str, parts: list[str], *, create: bool) -> str:
+        """The real directory holding *parts*[-1], never crossing a symlink."""
+        path = str(self.root)
+        for i, comp in enumerate(parts[:-1]):
+            path = os.path.join(path, comp)
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                if not create:
+                    raise StoreError(f"layer tar entry {name!r}: {'/'.join(parts[:i + 1])!r} does not exist") from None
+                os.mkdir(path, 0o755)
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                raise StoreError(
+                    f"layer tar entry {name!r} would be written through the symlink {'/'.join(parts[:i + 1])!r}")
+            if not stat.S_ISDIR(st.st_mode):
+                raise StoreError(f"layer tar entry {name!r}: {'/'.join(parts[:i + 1])!r} is not a directory")
+        return path
+
+    @staticmethod
+    def _clear(path: str, keep_dir: bool) -> None:
+        """Remove what is at *path* unless it is a directory we are about to reuse."""
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            if not keep_dir:
+                shutil.rmtree(path)
+        else:
+            os.unlink(path)
+
+    def _own(self, path: str, info: tarfile.TarInfo, *, symlink: bool = False) -> None:
+        if _IS_ROOT:
+            os.lchown(path, info.uid, info.gid)
+        if not symlink:
+            os.chmod(path, info.mode & 0o7777)
+        for key, value in info.pax_headers.items():
+            if not key.startswith("SCHILY.xattr."):
+                continue
+            attr = key[len("SCHILY.xattr."):]
+            if attr.startswith("trusted.") or symlink:
+                continue  # overlay metadata comes only from .wh. names; a tar cannot forge it
+            try:
+                os.setxattr(path, attr, value.encode("utf-8", "surrogateescape"), follow_symlinks=False)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTSUP, errno.EPERM, errno.EINVAL):
+                    raise
+
+    def add(self, tar: tarfile.TarFile, info: tarfile.TarInfo) -> None:
+        name = info.name
+        parts = entry_parts(name)
+        if not parts:
+            if info.isdir():
+                self.dirs.append(("", info))
+            return
+        base = parts[-1]
+        if base.startswith(WHITEOUT_PREFIX):
+            self._whiteout(name, parts)
+            return
+        parent = self._parent(name, parts, create=True)
+        path = os.path.join(parent, base)
+        if info.isdir():
+            self._clear(path, keep_dir=True)
+            if not os.path.isdir(path):
+                os.mkdir(path, 0o700)
+            self.dirs.append((path, info))
+            return
+        self._clear(path, keep_dir=False)
+        if info.isreg():
+            src = tar.extractfile(info)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            self.size += info.size
+        elif info.issym():
+            os.symlink(info.linkname, path)
+            self.size += len(info.linkname.encode("utf-8", "surrogateescape"))
+            self._own(path, info, symlink=True)
+            os.utime(path, ns=(info.mtime * 10**9,) * 2, follow_symlinks=False)
+            return
+        elif info.islnk():
+            target_parts = entry_parts(info.linkname, f"layer tar entry {name!r}: hard link target")
+            if not target_parts:
+                raise StoreError(f"layer tar entry {name!r} is a hard link to the layer root")
+            target = os.path.join(self._parent(info.linkname, target_parts, create=False), target_parts[-1])
+            try:
+                st = os.lstat(target)
+            except FileNotFoundError:
+                raise StoreError(f"layer tar entry {name!r} is a hard link to {info.linkname!r}, "
+                                 "which is not in the layer") from None
+            if stat.S_ISDIR(st.st_mode):
+                raise StoreError(f"layer tar entry {name!r} is a hard link to a directory")
+            os.link(target, path, follow_symlinks=False)
+            return  # a hard link shares its target's inode, owner and mode
+        elif info.isfifo():
+            os.mkfifo(path, 0o600)
+        elif info.ischr() or info.isblk():
+            raise StoreError(f"layer tar entry {name!r} is a device file; device files are refused in layers")
+        else:
+            raise StoreError(f"layer tar entry {name!r} has an unsupported type {info.type!r}")
+        self._own(path, info)
+        os.utime(path, ns=(int(info.mtime) * 10**9,) * 2, follow_symlinks=False)
+
+    def _whiteout(self, name: str, parts: list[str]) -> None:
+        parent = self._parent(name, parts, create=True)
+        base = parts[-1]
+        if base == WHITEOUT_OPAQUE:
+            os.setxattr(parent, OPAQUE_XATTR, b"y")
+            return
+        if base.startswith(WHITEOUT_META_PREFIX):
+            return  # other AUFS metadata (.wh..wh.plnk, .wh..wh.aufs): meaningless on overlay
+        hidden = base[len(WHITEOUT_PREFIX):]
+        if not hidden or hidden in (".", ".."):
+            raise StoreError(f"layer tar entry {name!r} is not a valid whiteout")
+        path = os.path.join(parent, hidden)
+        self._clear(path, keep_dir=False)
+        os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(0, 0))
+
+    def finish(self) -> None:
+        # deepest first, so setting a child's mtime does not bump its parent's afterwards
+        for path, info in sorted(self.dirs, key=lambda d: d[0].count("/"), reverse=True):
+            target = path or str(self.root)
+            self._own(target, info)
+            os.utime(target, ns=(int(info.mtime) * 10**9,) * 2)
+
+
+def extract_layer(source: BinaryIO, root: Path) -> int:
+    """Extract a (gzip or plain) layer tar into the existing directory *root*.
+
+    Returns the layer's size as docker counts it (regular file and symlink
+    bytes, hard links once). On error *root* may hold a partial tree: use
+    :func:`unpack_layer` for all-or-nothing.
+    """
+    ex = _Extractor(root)
+    try:
+        with tarfile.open(fileobj=source, mode="r|*") as tar:
+            for info in tar:
+                ex.add(tar, info)
+        ex.finish()
+    except StoreError:
+        raise
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
+        raise StoreError(f"invalid layer tar: {exc}") from None
+    except OSError as exc:
+        raise StoreError(f"cannot unpack layer: {exc.strerror or exc}"
+                         + (f": {exc.filename}" if exc.filename else "")) from None
+    return ex.size
+
+
+def unpack_layer(source: BinaryIO, target: Path) -> int:
+    """Extract a layer tar to *target* (which must not exist) all-or-nothing.
+
+    The tree is built in a temporary directory beside *target* and renamed
+    into place only on success; if another process created *target*
+    meanwhile, ours is discarded (same content: the name is a chain ID).
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
+    try:
+        os.chmod(staging, 0o755)
+        size = extract_layer(source, staging)
+        try:
+            os.rename(staging, target)
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            remove_tree(staging)
+        return size
+    except BaseException:
+        remove_tree(staging)
+        raise
+
+
+def remove_tree(path: Path) -> None:
+    """rmtree that also clears immutable-looking modes (0 dirs) on the way."""
+    def onerror(func, p, exc_info):
+        try:
+            os.chmod(os.path.dirname(p), 0o700)
+            func(p)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            pass
+    shutil.rmtree(path, onerror=onerror)
+
+
+def _tarinfo(name: str, st: os.stat_result, clamp_mtime: int | None) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.mode = stat.S_IMODE(st.st_mode)
+    info.uid, info.gid = st.st_uid, st.st_gid
+    info.uname = info.gname = ""
+    mtime = int(st.st_mtime)
+    info.mtime = min(mtime, clamp_mtime) if clamp_mtime is not None else mtime
+    return info
+
+
+def _security_xattrs(path: str) -> dict[str, str]:
+    out = {}
+    for attr in KEPT_XATTRS:
+        try:
+            value = os.getxattr(path, attr, follow_symlinks=False)
+        except OSError:
+            continue
+        out[f"SCHILY.xattr.{attr}"] = value.decode("utf-8", "surrogateescape")
+    if any(v.encode("utf-8", "surrogateescape") != v.encode("utf-8", "replace") for v in out.values()):
+        out["hdrcharset"] = "BINARY"  # lets tarfile write the raw bytes back
+    return out
+
+
+def write_tree(root: Path, out: BinaryIO, *, overlay_whiteouts: bool = False,
+               clamp_mtime: int | None = None) -> None:
+    """Write the tree under *root* (not *root* itself) as a deterministic tar to *out*.
+
+    With *overlay_whiteouts*, overlay whiteouts (char device 0:0) become
+    ``.wh.NAME`` files and opaque directories get a ``.wh..wh..opq`` entry:
+    the layer form of a container's upper directory.
+    """
+    links: dict[tuple[int, int], str] = {}
+    try:
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            _write_dir(tar, str(root), "", links, overlay_whiteouts, clamp_mtime)
+    except OSError as exc:
+        raise StoreError(f"cannot archive {root}: {exc.strerror or exc}"
+                         + (f": {exc.filename}" if exc.filename else "")) from None
+
+
+def _write_dir(tar: tarfile.TarFile, dirpath: str, prefix: str, links: dict, whiteouts: bool,
+               clamp: int | None) -> None:
+    with os.scandir(dirpath) as it:
+        names = sorted(e.name for e in it)
+    for base in names:
+        path = os.path.join(dirpath, base)
+        name = prefix + base
+        st = os.lstat(path)
+        mode = st.st_mode
+        if stat.S_ISDIR(mode):
+            info = _tarinfo(name, st, clamp)
+            info.type = tarfile.DIRTYPE
+            tar.addfile(info)
+            if whiteouts and _is_opaque(path):
+                wo = _tarinfo(f"{name}/{WHITEOUT_OPAQUE}", st, clamp)
+                wo.mode = stat.S_IMODE(mode) & 0o777
+                tar.addfile(wo)
+            _write_dir(tar, path, name + "/", links, whiteouts, clamp)
+            continue
+        if whiteouts and stat.S_ISCHR(mode) and st.st_rdev == 0:
+            info = _tarinfo(prefix + WHITEOUT_PREFIX + base, st, clamp)
+            info.mode = 0o600
+            tar.addfile(info)
+            continue
+        if stat.S_ISSOCK(mode):
+            continue  # sockets cannot be archived; docker skips them too
+        info = _tarinfo(name, st, clamp)
+        key = (st.st_dev, st.st_ino)
+        if st.st_nlink > 1 and key in links:
+            info.type, info.linkname = tarfile.LNKTYPE, links[key]
+            tar.addfile(info)
+            continue
+        if st.st_nlink > 1:
+            links[key] = name
+        if stat.S_ISREG(mode):
+            info.size = st.st_size
+            info.pax_headers = _security_xattrs(path)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            with os.fdopen(fd, "rb") as f:
+                tar.addfile(info, f)
+        elif stat.S_ISLNK(mode):
+            info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)
+            tar.addfile(info)
+        elif stat.S_ISFIFO(mode):
+            info.type = tarfile.FIFOTYPE
+            tar.addfile(info)
+        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            info.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
+            info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+            tar.addfile(info)
+
+
+def _is_opaque(path: str) -> bool:
+    try:
+        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
