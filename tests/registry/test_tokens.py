@@ -1,0 +1,132 @@
+"""JWT verification as distribution 2.8 does it, and the tokens refregistry issues."""
+import base64
+import datetime
+import json
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from conformance import pki
+from reference_runtime.registry import tokens
+from reference_runtime.registry.tokens import Access, TokenError, parse_scope, verify
+
+NOW = 1_900_000_000.0
+
+
+@pytest.fixture(scope="module")
+def ca():
+    return pki.make_ca(lifetime=datetime.timedelta(days=36500))
+
+
+def leaf(ca, key):
+    # pki.issue takes any key type for the subject; validity must cover NOW.
+    return pki.issue(ca, "token signer", key=key, lifetime=datetime.timedelta(days=36500)).cert
+
+
+def claims(**overrides):
+    base = tokens.issue_claims(issuer="iss", service="svc", subject="alice",
+                               access=[Access("repository", "a/b", ("pull", "push"))], now=NOW, expiration=300)
+    base.update(overrides)
+    return base
+
+
+@pytest.mark.parametrize("make_key", [lambda: rsa.generate_private_key(65537, 2048),
+                                      lambda: ec.generate_private_key(ec.SECP256R1())], ids=["RS256", "ES256"])
+def test_roundtrip_through_a_ca(ca, make_key):
+    key = make_key()
+    token = tokens.sign(claims(), key, [leaf(ca, key)])
+    header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+    assert header["alg"] in ("RS256", "ES256") and len(header["x5c"]) == 1
+    result = verify(token, roots=[ca.cert], issuer="iss", service="svc", now=NOW)
+    assert result.subject == "alice"
+    assert result.allows("repository", "a/b", "push") and not result.allows("repository", "a/b", "delete")
+    assert not result.allows("repository", "a/c", "pull")
+
+
+def test_self_signed_signing_cert_as_root(ca):
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = leaf(ca, key)
+    assert verify(tokens.sign(claims(), key, [cert]), roots=[cert], issuer="iss", service="svc", now=NOW)
+
+
+def test_audience_list(ca):
+    key = ec.generate_private_key(ec.SECP256R1())
+    token = tokens.sign(claims(aud=["other", "svc"]), key, [leaf(ca, key)])
+    assert verify(token, roots=[ca.cert], issuer="iss", service="svc", now=NOW)
+
+
+@pytest.fixture(scope="module")
+def signer(ca):
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key, leaf(ca, key)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"iss": "evil"}, "issuer"),
+    ({"aud": "other"}, "audience"),
+    ({"exp": int(NOW) - 61}, "expired"),
+    ({"exp": None}, "expired"),
+    ({"nbf": int(NOW) + 61}, "not valid yet"),
+    ({"access": [{"type": "repository", "name": 3, "actions": []}]}, "access"),
+])
+def test_rejected_claims(ca, signer, change, message):
+    key, cert = signer
+    with pytest.raises(TokenError) as info:
+        verify(tokens.sign(claims(**change), key, [cert]), roots=[ca.cert], issuer="iss", service="svc", now=NOW)
+    assert message in str(info.value)
+
+
+def test_leeway_of_a_minute(ca, signer):
+    key, cert = signer
+    assert verify(tokens.sign(claims(exp=int(NOW) - 30), key, [cert]), roots=[ca.cert], issuer="iss",
+                  service="svc", now=NOW)
+
+
+def test_untrusted_chain(signer):
+    key, cert = signer
+    other = pki.make_ca("another CA", lifetime=datetime.timedelta(days=36500))
+    with pytest.raises(TokenError, match="trusted root"):
+        verify(tokens.sign(claims(), key, [cert]), roots=[other.cert], issuer="iss", service="svc", now=NOW)
+
+
+def test_signature_by_another_key(ca, signer):
+    _key, cert = signer
+    with pytest.raises(TokenError, match="signature"):
+        verify(tokens.sign(claims(), ec.generate_private_key(ec.SECP256R1()), [cert]), roots=[ca.cert],
+               issuer="iss", service="svc", now=NOW)
+
+
+def test_tampered_claims(ca, signer):
+    key, cert = signer
+    header, _body, signature = tokens.sign(claims(), key, [cert]).split(".")
+    forged = base64.urlsafe_b64encode(json.dumps(claims(sub="mallory")).encode()).rstrip(b"=").decode()
+    with pytest.raises(TokenError, match="signature"):
+        verify(f"{header}.{forged}.{signature}", roots=[ca.cert], issuer="iss", service="svc", now=NOW)
+
+
+def test_expired_certificate(ca):
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = pki.issue(ca, "short", key=key, lifetime=datetime.timedelta(days=2)).cert
+    with pytest.raises(TokenError, match="not valid now"):
+        verify(tokens.sign(claims(), key, [cert]), roots=[ca.cert], issuer="iss", service="svc", now=NOW)
+
+
+@pytest.mark.parametrize("token,message", [("abc", "not a JWT"), ("a.b.c", "JSON"),
+                                           (base64.urlsafe_b64encode(b'{"alg":"none"}').decode().rstrip("=")
+                                            + ".e30.", "algorithm"),
+                                           (base64.urlsafe_b64encode(b'{"alg":"ES256"}').decode().rstrip("=")
+                                            + ".e30.", "x5c")])
+def test_malformed_tokens(ca, token, message):
+    with pytest.raises(TokenError, match=message):
+        verify(token, roots=[ca.cert], issuer="iss", service="svc", now=NOW)
+
+
+def test_scopes():
+    assert parse_scope("repository:a/b:pull,push") == Access("repository", "a/b", ("pull", "push"))
+    assert parse_scope("repository:host:5000/a:pull").name == "host:5000/a"
+    assert parse_scope("registry:catalog:*") == Access("registry", "catalog", ("*",))
+    for bad in ("repository", "repository:a", ":a:pull"):
+        with pytest.raises(TokenError):
+            parse_scope(bad)
