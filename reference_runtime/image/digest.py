@@ -19,8 +19,8 @@ from typing import BinaryIO, Iterable
 from ..errors import StoreError
 
 ALGORITHM = "sha256"
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-_HEX = re.compile(r"^[0-9a-f]{64}$")
+_DIGEST = re.compile(r"\Asha256:[0-9a-f]{64}\Z")
+_HEX = re.compile(r"\A[0-9a-f]{64}\Z")
 CHUNK = 1 << 20
 
 #: The OCI "empty JSON" descriptor's content (``{}``) and its well-known digest.

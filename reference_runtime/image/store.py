@@ -711,7 +711,15 @@ class ImageStore:
                 images = {i: e for i, e in index["images"].items() if not e.get("held")}
                 parents = {e.get("parent") for e in images.values()}
                 top = []
-                for image_id, entry in sorted(images.items()):
+
+                def depth(image_id: str) -> int:
+                    n = 0
+                    while n < 1000 and image_id in images and images[image_id].get("parent"):
+                        image_id, n = images[image_id]["parent"], n + 1
+                    return n
+
+                # children first, so a parent is still there to be pruned with its last child
+                for image_id, entry in sorted(images.items(), key=lambda kv: (-depth(kv[0]), kv[0])):
                     has_refs = bool(entry["repo_tags"] or entry["repo_digests"])
                     if image_id in parents and (dangling_only or not has_refs):
                         continue  # an intermediate image goes with its child
@@ -728,9 +736,12 @@ class ImageStore:
                     if not targets:
                         targets = [image_id]
                     for target in targets:
+                        saved = json.loads(json.dumps(index))
                         try:
                             records = self._remove_locked(index, target, False, True, uses, trash, released)
                         except StoreError:
+                            index.clear()
+                            index.update(saved)
                             break  # a conflict: docker skips the image quietly
                         lines += [r[0].lower() + r[1:] for r in records]
                 self._write_index(index)
@@ -805,7 +816,9 @@ class ImageStore:
         conflict = self._conflict(index, image_id, force, uses)
         entry = index["images"][image_id]
         if conflict is not None:
-            dangling = not entry["repo_tags"] and not entry["repo_digests"]
+            # docker's imageIsDangling: no references and no children
+            dangling = not entry["repo_tags"] and not entry["repo_digests"] and not any(
+                e.get("parent") == image_id and not e.get("held") for e in index["images"].values())
             if quiet and (not dangling or conflict[1]):
                 return
             raise StoreError(conflict[0])
