@@ -43,6 +43,18 @@ def digest(data: bytes, algorithm: str = "sha256") -> str:
     return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
 
 
+def digest_matches(claimed: str | None, data: bytes) -> bool:
+    """Whether a ``Docker-Content-Digest`` value is the digest of ``data`` in its own algorithm. Pure.
+
+    >>> digest_matches(digest(b"x", "sha512"), b"x"), digest_matches("sha256:00", b"x")
+    (True, False)
+    """
+    algorithm, _, _ = (claimed or "").partition(":")
+    if algorithm not in ("sha256", "sha384", "sha512"):
+        return False
+    return digest(data, algorithm) == claimed
+
+
 def canonical(obj) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
 
