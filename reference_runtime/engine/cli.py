@@ -1,0 +1,124 @@
+"""``refengine``: docker's command line on the reference runtime.
+
+Global flags (``--root DIR``, ``--version``), dispatch to the command
+modules, and the ONE place that maps errors to exit statuses:
+
+- flag and usage errors: 125 (docker's cobra errors), one line on stderr;
+- engine errors of ``run``/``create``/``exec``: 125;
+- other commands' errors: 1 (docker's CLI exits 1 for "No such container" ...);
+- a command that cannot be found/invoked: 127/126; otherwise the container's status.
+
+Hot path (``refengine run --rm IMG true``): only os, sys and the runtime's
+own small modules are imported; everything else loads in the command that
+needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ..errors import RefError
+from .state import DEFAULT_ROOT, Root
+
+VERSION = "0.1.0"
+API_VERSION = "1.41"
+
+#: Commands whose engine errors exit 125 like docker run's "Error response from daemon".
+_ENGINE_125 = {"run", "create", "exec", "start"}
+
+
+class UsageError(RefError):
+    """A bad flag or argument: always 125."""
+
+
+class StatusExit(Exception):
+    """Leave with this status (already reported)."""
+
+    def __init__(self, status: int):
+        self.status = status
+
+
+def _global(argv: list[str]) -> tuple[str, list[str]]:
+    root = os.environ.get("REFENGINE_ROOT") or DEFAULT_ROOT
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--root" and i + 1 < len(argv):
+            root, i = argv[i + 1], i + 2
+        elif arg.startswith("--root="):
+            root, i = arg[7:], i + 1
+        elif arg in ("-D", "--debug"):
+            i += 1
+        elif arg == "--log-level" and i + 1 < len(argv):
+            i += 2
+        elif arg.startswith("--log-level="):
+            i += 1
+        elif arg in ("-v", "--version"):
+            sys.stdout.write(f"refengine version {VERSION}\n")
+            raise StatusExit(0)
+        elif arg in ("-h", "--help", "help"):
+            sys.stdout.write(_HELP)
+            raise StatusExit(0)
+        elif arg.startswith("-"):
+            raise UsageError(f"unknown flag: {arg}")
+        else:
+            break
+    return root, argv[i:]
+
+
+_HELP = """Usage:  refengine [--root DIR] COMMAND
+
+A daemonless docker-compatible engine (namespaces + overlayfs).
+
+Containers: run create start stop restart kill wait logs ps inspect rm exec top pause unpause cp commit export
+Images:     images load save import tag rmi history
+Volumes:    volume create|ls|inspect|rm|prune
+System:     system df|prune|info|events, info, events, version
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    command = ""
+    try:
+        root_path, rest = _global(argv)
+        from .flags import parse_command, split_command
+
+        try:
+            command, cmd_argv = split_command(rest)
+            parsed = parse_command(command, cmd_argv)
+        except RefError as exc:
+            raise UsageError(str(exc)) from None
+        root = Root(root_path)
+        from . import commands
+
+        return commands.dispatch(root, parsed)
+    except StatusExit as exc:
+        return exc.status
+    except UsageError as exc:
+        _error(str(exc))
+        return 125
+    except RefError as exc:
+        _error(str(exc))
+        return 125 if command in _ENGINE_125 else 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 1
+    except OSError as exc:
+        _error(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+        return 125 if command in _ENGINE_125 else 1
+
+
+def _error(message: str) -> None:
+    line = " ".join(message.split("\n")).strip()
+    try:
+        sys.stderr.write(f"refengine: {line}\n")
+        sys.stderr.flush()
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,474 @@
+"""The container commands: run, create, start, stop, restart, kill, wait,
+logs, ps, inspect, rm, pause, unpause, top. Each takes the state root and
+the parsed command line and returns the exit status; errors are raised as
+:class:`RefError` for cli.main to map. Image, volume, system, exec and cp
+commands live in their own modules and load only when used.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from ..errors import ContainerError, RefError
+from . import runtime
+from .flags import Parsed, parse_signal
+from .state import Root, parse_rfc3339, process_start
+
+
+def dispatch(root: Root, p: Parsed) -> int:
+    name = p.command
+    handler = _LOCAL.get(name)
+    if handler is not None:
+        return handler(root, p)
+    if name in ("exec", "cp", "commit", "export", "top"):
+        from . import inside
+
+        return getattr(inside, "cmd_" + name)(root, p)
+    if name.startswith("volume ") or name.startswith("system ") or name == "version":
+        from . import systemcmds
+
+        return systemcmds.dispatch(root, p)
+    from . import imagecmds
+
+    return imagecmds.dispatch(root, p)
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text)
+
+
+def _each(refs: list[str], action) -> int:
+    """docker's multi-container commands: go on after an error, exit 1 at the end."""
+    failed = False
+    for ref in refs:
+        try:
+            action(ref)
+        except RefError as exc:
+            sys.stderr.write(f"refengine: {exc}\n")
+            failed = True
+    sys.stdout.flush()
+    return 1 if failed else 0
+
+
+# -- run / create / start ------------------------------------------------------
+
+
+def cmd_create(root: Root, p: Parsed) -> int:
+    cid = runtime.create(root, p.opts, p.args)
+    _out(cid + "\n")
+    return 0
+
+
+class _Proxy:
+    """Forwards the signals an attached CLI receives to the container (docker's sig-proxy)."""
+
+    SIGNALS = (1, 2, 3, 10, 12, 15, 28)
+
+    def __init__(self) -> None:
+        self.pid = self.start = 0
+
+    def install(self) -> None:
+        import _signal
+
+        for sig in self.SIGNALS:
+            _signal.signal(sig, self.forward)
+
+    def forward(self, sig, _frame) -> None:
+        if self.pid and process_start(self.pid) == self.start:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+
+def _follow_status(fd: int, proxy: _Proxy | None, attached: bool) -> tuple[str, int, str]:
+    """Read the supervisor's status pipe: ("started", pid, "") when detached, else
+    ("exit", code, "") / ("error", code, message); ("lost", 0, "") if the supervisor died."""
+    buf = b""
+    try:
+        while True:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                return "lost", 0, ""
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                kind, _, rest = line.decode(errors="replace").partition(" ")
+                if kind == "started":
+                    pid = int(rest)
+                    if proxy is not None:
+                        proxy.pid, proxy.start = pid, process_start(pid)
+                    if not attached:
+                        return "started", pid, ""
+                elif kind == "exit":
+                    return "exit", int(rest), ""
+                elif kind == "error":
+                    code, _, message = rest.partition(" ")
+                    return "error", int(code), message
+    finally:
+        os.close(fd)
+
+
+def _start_one(root: Root, cid: str, *, attach: bool, interactive: bool, sig_proxy: bool = True) -> int:
+    proxy = _Proxy() if attach and sig_proxy else None
+    if proxy is not None:
+        proxy.install()
+    fd = runtime.start(root, cid, attach=attach, interactive=interactive)
+    if fd < 0:
+        if attach:
+            return runtime.wait(root, cid)
+        return 0
+    kind, code, message = _follow_status(fd, proxy, attach)
+    if kind == "error":
+        sys.stderr.write(f"refengine: {message}\n")
+        raise _StartFailed(code)
+    if kind == "lost":
+        try:
+            state = runtime.reconcile(root, cid, root.read_state(cid))
+        except ContainerError:
+            raise ContainerError(f"the supervisor of {cid[:12]} died") from None
+        if state["Running"] and not attach:
+            return 0
+        return state["ExitCode"]
+    return code if kind == "exit" else 0
+
+
+class _StartFailed(Exception):
+    def __init__(self, code: int):
+        self.code = code
+
+
+def cmd_run(root: Root, p: Parsed) -> int:
+    cid = runtime.create(root, p.opts, p.args)
+    if p.opts.get("cidfile"):
+        with open(p.opts["cidfile"], "x") as f:
+            f.write(cid)
+    detach = bool(p.opts.get("detach"))
+    try:
+        code = _start_one(root, cid, attach=not detach, interactive=bool(p.opts.get("interactive")),
+                          sig_proxy=p.opts.get("sig_proxy", True))
+    except _StartFailed as exc:
+        return exc.code
+    if detach:
+        _out(cid + "\n")
+        return 0
+    return code
+
+
+def cmd_start(root: Root, p: Parsed) -> int:
+    if p.opts.get("attach"):
+        if len(p.args) > 1:
+            raise ContainerError("you cannot start and attach multiple containers at once")
+        cid = root.find(p.args[0])
+        try:
+            return _start_one(root, cid, attach=True, interactive=bool(p.opts.get("interactive")))
+        except _StartFailed as exc:
+            return exc.code
+
+    def one(ref: str) -> None:
+        cid = root.find(ref)
+        try:
+            _start_one(root, cid, attach=False, interactive=False)
+        except _StartFailed:
+            raise ContainerError(f"failed to start containers: {ref}") from None
+        _out(ref + "\n")
+
+    return _each(p.args, one)
+
+
+def cmd_stop(root: Root, p: Parsed) -> int:
+    def one(ref: str) -> None:
+        runtime.stop(root, root.find(ref), p.opts.get("time"))
+        _out(ref + "\n")
+
+    return _each(p.args, one)
+
+
+def cmd_restart(root: Root, p: Parsed) -> int:
+    def one(ref: str) -> None:
+        cid = root.find(ref)
+        runtime.stop(root, cid, p.opts.get("time"))
+        try:
+            _start_one(root, cid, attach=False, interactive=False)
+        except _StartFailed:
+            raise ContainerError(f"failed to restart container: {ref}") from None
+        _out(ref + "\n")
+
+    return _each(p.args, one)
+
+
+def cmd_kill(root: Root, p: Parsed) -> int:
+    try:
+        sig = parse_signal(p.opts.get("signal") or "KILL")
+    except ValueError as exc:
+        raise ContainerError(str(exc)) from None
+
+    def one(ref: str) -> None:
+        runtime.kill(root, root.find(ref), sig)
+        _out(ref + "\n")
+
+    return _each(p.args, one)
+
+
+def cmd_wait(root: Root, p: Parsed) -> int:
+    def one(ref: str) -> None:
+        code = runtime.wait(root, root.find(ref))
+        _out(f"{code}\n")
+        sys.stdout.flush()
+
+    return _each(p.args, one)
+
+
+def cmd_rm(root: Root, p: Parsed) -> int:
+    def one(ref: str) -> None:
+        runtime.remove(root, root.find(ref), force=bool(p.opts.get("force")), volumes=bool(p.opts.get("volumes")))
+        _out(ref + "\n")
+
+    return _each(p.args, one)
+
+
+def cmd_pause(root: Root, p: Parsed) -> int:
+    frozen = p.command == "pause"
+
+    def one(ref: str) -> None:
+        runtime.pause(root, root.find(ref), frozen)
+        _out(ref + "\n")
+
+    return _each(p.args, one)
+
+
+# -- logs ----------------------------------------------------------------------------
+
+
+def cmd_logs(root: Root, p: Parsed) -> int:
+    from . import logs
+    from .flags import parse_timestamp
+
+    cid = root.find(p.args[0])
+    now = time.time()
+    try:
+        since = parse_timestamp(p.opts["since"], now) if p.opts.get("since") else None
+        until = parse_timestamp(p.opts["until"], now) if p.opts.get("until") else None
+        tail = logs.parse_tail(p.opts.get("tail"))
+    except ValueError as exc:
+        raise ContainerError(str(exc)) from None
+    path = os.path.join(root.container_dir(cid), f"{cid}-json.log")
+    stamps = bool(p.opts.get("timestamps"))
+
+    def emit(records: list[dict]) -> None:
+        for r in records:
+            stream = sys.stdout if r.get("stream") != "stderr" else sys.stderr
+            text = r["log"]
+            if stamps:
+                text = f"{r['time']} {text}"
+            stream.buffer.write(text.encode())
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return 0
+    with f:
+        records = [r for r in (logs.parse(line) for line in f.read().splitlines()) if r]
+        emit(logs.select(records, since=since, until=until, tail=tail, time_of=parse_rfc3339))
+        if not p.opts.get("follow"):
+            return 0
+        pending = b""
+        while True:
+            chunk = f.read()
+            if chunk:
+                pending += chunk
+                lines = pending.split(b"\n")
+                pending = lines.pop()
+                recs = [r for r in (logs.parse(line) for line in lines) if r]
+                emit(logs.select(recs, since=since, until=until, time_of=parse_rfc3339))
+                if until is not None and time.time() > until:
+                    return 0
+                continue
+            try:
+                state = runtime.reconcile(root, cid, root.read_state(cid))
+            except ContainerError:
+                return 0
+            if not state["Running"]:
+                time.sleep(0.05)
+                rest = pending + f.read()
+                recs = [r for r in (logs.parse(line) for line in rest.split(b"\n")) if r]
+                emit(logs.select(recs, since=since, until=until, time_of=parse_rfc3339))
+                return 0
+            time.sleep(0.1)
+
+
+# -- ps ------------------------------------------------------------------------------
+
+_PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
+               "RunningFor": "CREATED", "Status": "STATUS", "Ports": "PORTS", "Names": "NAMES", "Labels": "LABELS",
+               "Mounts": "MOUNTS", "Networks": "NETWORKS", "State": "STATE", "Size": "SIZE",
+               "LocalVolumes": "LOCAL VOLUMES"}
+
+
+def container_records(root: Root) -> list[tuple[dict, dict]]:
+    """(config, state) of every container, newest first, states reconciled."""
+    out = []
+    for cid in root.container_ids():
+        try:
+            config = root.read_config(cid)
+            state = runtime.reconcile(root, cid, root.read_state(cid))
+        except (ContainerError, ValueError):
+            continue  # being created or removed
+        out.append((config, state))
+    out.sort(key=lambda cs: cs[0]["Created"], reverse=True)
+    return out
+
+
+def _matches(config: dict, state: dict, filters: list[str]) -> bool:
+    groups: dict[str, list[str]] = {}
+    for f in filters:
+        key, sep, value = f.partition("=")
+        if not sep:
+            raise ContainerError(f"bad format of filter (expected name=value): {f}")
+        groups.setdefault(key.lower(), []).append(value)
+    for key, values in groups.items():
+        if key == "label":
+            labels = config["Config"].get("Labels") or {}
+            for v in values:
+                k, eq, val = v.partition("=")
+                if k not in labels or (eq and labels[k] != val):
+                    return False
+        elif key == "name":
+            name = config["Name"][1:]
+            if not any(v.lstrip("/") in name for v in values):
+                return False
+        elif key == "id":
+            if not any(config["Id"].startswith(v) for v in values):
+                return False
+        elif key == "status":
+            valid = {"created", "restarting", "running", "removing", "paused", "exited", "dead"}
+            for v in values:
+                if v not in valid:
+                    raise ContainerError(f"Invalid filter 'status={v}'")
+            if state["Status"] not in values:
+                return False
+        elif key == "exited":
+            if state["Status"] != "exited" or str(state["ExitCode"]) not in values:
+                return False
+        elif key == "ancestor":
+            if not any(v in (config["Config"]["Image"], config["Image"]) or config["Image"][7:].startswith(v)
+                       for v in values):
+                return False
+        elif key == "volume":
+            if not any(m.get("Name") == v or m["Destination"] == v for m in config["Mounts"] for v in values):
+                return False
+        else:
+            raise ContainerError(f"Invalid filter '{key}'")
+    return True
+
+
+def ps_row(config: dict, state: dict, now: float, no_trunc: bool) -> dict:
+    from .format import container_status, human_duration
+
+    command = " ".join([config["Path"], *config["Args"]])
+    if not no_trunc and len(command) > 20:
+        command = command[:19] + "…"
+    created = parse_rfc3339(config["Created"])
+    labels = config["Config"].get("Labels") or {}
+    return {
+        "ID": config["Id"] if no_trunc else config["Id"][:12],
+        "Image": config["Config"]["Image"],
+        "Command": f'"{command}"',
+        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(created)),
+        "RunningFor": human_duration(now - created) + " ago",
+        "Status": container_status(state, now, parse_rfc3339(state["StartedAt"]), parse_rfc3339(state["FinishedAt"])),
+        "State": state["Status"],
+        "Ports": "",
+        "Names": config["Name"][1:],
+        "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+        "Mounts": ",".join(m.get("Name", m["Source"])[:15] for m in config["Mounts"]),
+        "Networks": config["HostConfig"]["NetworkMode"] if config["HostConfig"]["NetworkMode"] != "default" else "",
+        "LocalVolumes": str(sum(1 for m in config["Mounts"] if m["Type"] == "volume")),
+        "Size": "",
+    }
+
+
+def cmd_ps(root: Root, p: Parsed) -> int:
+    records = container_records(root)
+    opts = p.opts
+    if not (opts.get("all") or opts.get("latest") or (opts.get("last") or -1) > 0):
+        records = [(c, s) for c, s in records if s["Status"] in ("running", "paused", "restarting")]
+    records = [(c, s) for c, s in records if _matches(c, s, opts.get("filter") or [])]
+    if opts.get("latest"):
+        records = records[:1]
+    elif (opts.get("last") or -1) > 0:
+        records = records[: opts["last"]]
+    now = time.time()
+    if opts.get("quiet"):
+        _out("".join((c["Id"] if opts.get("no_trunc") else c["Id"][:12]) + "\n" for c, _ in records))
+        return 0
+    rows = [ps_row(c, s, now, bool(opts.get("no_trunc"))) for c, s in records]
+    from .format import format_rows
+
+    template = opts.get("format") or "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+    lines = format_rows(template, rows, _PS_HEADERS)
+    _out("".join(line + "\n" for line in lines))
+    return 0
+
+
+# -- inspect -------------------------------------------------------------------------
+
+
+def cmd_inspect(root: Root, p: Parsed) -> int:
+    import json
+
+    kind = p.opts.get("type")
+    if kind not in (None, "container", "image", "volume"):
+        raise ContainerError(f'"{kind}" is not a valid value for --type')
+    docs = []
+    errors = []
+    for ref in p.args:
+        doc = None
+        if kind in (None, "container"):
+            try:
+                cid = root.find(ref)
+                config = root.read_config(cid)
+                state = runtime.reconcile(root, cid, root.read_state(cid))
+                doc = runtime.inspect_document(root, config, state)
+            except ContainerError:
+                doc = None
+        if doc is None and kind in (None, "image"):
+            try:
+                from ..image.store import ImageStore
+
+                doc = ImageStore(root.image).inspect(ref)
+            except RefError:
+                doc = None
+        if doc is None and kind in (None, "volume"):
+            from . import volumes
+
+            try:
+                doc = volumes.inspect(root.path, ref)
+            except ContainerError:
+                doc = None
+        if doc is None:
+            errors.append(f"No such {kind or 'object'}: {ref}")
+        else:
+            docs.append(doc)
+    if p.opts.get("format"):
+        from .format import render
+
+        template = p.opts["format"].replace("\\t", "\t").replace("\\n", "\n")
+        for doc in docs:
+            _out(render(template, doc) + "\n")
+    else:
+        _out(json.dumps(docs, indent=4) + "\n")
+    for e in errors:
+        sys.stderr.write(f"Error: {e}\n")
+    return 1 if errors else 0
+
+
+_LOCAL = {
+    "run": cmd_run, "create": cmd_create, "start": cmd_start, "stop": cmd_stop, "restart": cmd_restart,
+    "kill": cmd_kill, "wait": cmd_wait, "rm": cmd_rm, "pause": cmd_pause, "unpause": cmd_pause,
+    "logs": cmd_logs, "ps": cmd_ps, "inspect": cmd_inspect,
+}

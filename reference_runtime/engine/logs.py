@@ -1,0 +1,92 @@
+"""docker's json-file log driver: one JSON object per line,
+``{"log": "text\\n", "stream": "stdout", "time": "<RFC 3339 nano>"}``.
+
+:class:`LineSplitter` turns a stream's chunks into log records (a record per
+line; a line without its newline only at EOF or past 16 KiB, like docker);
+:func:`encode` is the record; :func:`select` applies ``--since``, ``--until``
+and ``--tail`` to parsed records. All pure.
+"""
+
+from __future__ import annotations
+
+from . import jsonio
+
+#: docker splits longer lines into partial records of this size.
+MAX_LINE = 16 * 1024
+
+
+def encode(text: bytes, stream: str, time: str) -> bytes:
+    """One log record as a line of the log file.
+
+    >>> encode(b"hi\\n", "stdout", "2026-01-01T00:00:00.000000000Z")
+    b'{"log":"hi\\\\n","stream":"stdout","time":"2026-01-01T00:00:00.000000000Z"}\\n'
+    """
+    return (jsonio.dumps({"log": text.decode("utf-8", "replace"), "stream": stream, "time": time}) + "\n").encode()
+
+
+class LineSplitter:
+    """Cuts one output stream into docker's log records."""
+
+    def __init__(self) -> None:
+        self.pending = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        data = self.pending + chunk
+        out = []
+        start = 0
+        while True:
+            nl = data.find(b"\n", start)
+            if nl < 0:
+                break
+            while nl + 1 - start > MAX_LINE:
+                out.append(data[start:start + MAX_LINE])
+                start += MAX_LINE
+            out.append(data[start:nl + 1])
+            start = nl + 1
+        rest = data[start:]
+        while len(rest) > MAX_LINE:
+            out.append(rest[:MAX_LINE])
+            rest = rest[MAX_LINE:]
+        self.pending = rest
+        return out
+
+    def flush(self) -> list[bytes]:
+        out, self.pending = ([self.pending] if self.pending else []), b""
+        return out
+
+
+def parse(line: bytes) -> dict | None:
+    try:
+        record = jsonio.loads(line)
+    except ValueError:
+        return None  # a torn last line of a log being written
+    return record if isinstance(record, dict) and "log" in record else None
+
+
+def select(records: list[dict], *, since: float | None = None, until: float | None = None,
+           tail: int | None = None, time_of=None) -> list[dict]:
+    """The records ``logs`` prints: within [since, until], the last ``tail`` of them."""
+    if since is not None or until is not None:
+        kept = []
+        for r in records:
+            t = time_of(r["time"])
+            if since is not None and t < since:
+                continue
+            if until is not None and t > until:
+                continue
+            kept.append(r)
+        records = kept
+    if tail is not None and tail >= 0:
+        records = records[len(records) - tail:] if tail else []
+    return records
+
+
+def parse_tail(value: str | None) -> int | None:
+    """``--tail``: a count or ``all``."""
+    if value is None or value == "all":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError(f'invalid value for "tail": "{value}"') from None
+    return None if n < 0 else n

@@ -1,0 +1,245 @@
+"""The container's first process, from clone to exec: cgroup, rootfs,
+hostname, loopback, user, capabilities, no_new_privs, working directory,
+signals, then exec of the command or, with ``--init``, a small init as PID 1
+that forwards signals to the command, reaps orphans and exits with the
+command's status (128+n when a signal killed it).
+
+Exec failures travel back to the supervisor over a close-on-exec pipe as
+``<status> <message>``: 127 when the command cannot be found, 126 when it
+cannot be invoked (docker's statuses).
+"""
+
+from __future__ import annotations
+
+import os
+
+import _signal
+
+from . import syscalls as sc
+
+CAPABILITIES = {
+    "CHOWN": 0, "DAC_OVERRIDE": 1, "DAC_READ_SEARCH": 2, "FOWNER": 3, "FSETID": 4, "KILL": 5, "SETGID": 6,
+    "SETUID": 7, "SETPCAP": 8, "LINUX_IMMUTABLE": 9, "NET_BIND_SERVICE": 10, "NET_BROADCAST": 11,
+    "NET_ADMIN": 12, "NET_RAW": 13, "IPC_LOCK": 14, "IPC_OWNER": 15, "SYS_MODULE": 16, "SYS_RAWIO": 17,
+    "SYS_CHROOT": 18, "SYS_PTRACE": 19, "SYS_PACCT": 20, "SYS_ADMIN": 21, "SYS_BOOT": 22, "SYS_NICE": 23,
+    "SYS_RESOURCE": 24, "SYS_TIME": 25, "SYS_TTY_CONFIG": 26, "MKNOD": 27, "LEASE": 28, "AUDIT_WRITE": 29,
+    "AUDIT_CONTROL": 30, "SETFCAP": 31, "MAC_OVERRIDE": 32, "MAC_ADMIN": 33, "SYSLOG": 34, "WAKE_ALARM": 35,
+    "BLOCK_SUSPEND": 36, "AUDIT_READ": 37, "PERFMON": 38, "BPF": 39, "CHECKPOINT_RESTORE": 40,
+}
+#: Docker's default capability set (moby oci/caps/defaults.go).
+DEFAULT_CAPS = ("CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID", "SETFCAP",
+                "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE")
+
+#: Signals an init forwards to its child (not the synchronous ones, not SIGCHLD).
+FORWARDED = (1, 2, 3, 10, 12, 14, 15, 18, 20, 21, 22, 23, 28, 29, 30)
+
+
+def capability_mask(add: list[str], drop: list[str], privileged: bool = False) -> int:
+    """The capability set of a container: docker's defaults, ``--cap-add``, ``--cap-drop``. Pure.
+
+    >>> capability_mask([], ["ALL"])
+    0
+    """
+    def norm(name: str) -> str:
+        name = name.upper()
+        return name[4:] if name.startswith("CAP_") else name
+
+    for name in (*add, *drop):
+        if norm(name) != "ALL" and norm(name) not in CAPABILITIES:
+            raise ValueError(f"unknown capability: {name!r}")
+    names = set(CAPABILITIES) if privileged else set(DEFAULT_CAPS)
+    if any(norm(n) == "ALL" for n in drop):
+        names = set()
+    names -= {norm(n) for n in drop}
+    names |= set(CAPABILITIES) if any(norm(n) == "ALL" for n in add) else {norm(n) for n in add}
+    mask = 0
+    for name in names:
+        mask |= 1 << CAPABILITIES[name]
+    return mask
+
+
+def resolve_user(spec: str, passwd: str, group: str) -> tuple[int, int, list[int], str]:
+    """``-u`` against the container's /etc/passwd and /etc/group: (uid, gid, groups, home). Pure."""
+    user, _, grp = (spec or "0").partition(":")
+    uid = gid = None
+    home = "/"
+    name = None
+    for line in passwd.splitlines():
+        f = line.split(":")
+        if len(f) < 7:
+            continue
+        if f[0] == user or (user.isdigit() and f[2] == user):
+            name, uid, gid, home = f[0], int(f[2]), int(f[3]), f[5] or "/"
+            break
+    if uid is None:
+        if not user.isdigit():
+            raise LookupError(f"unable to find user {user}: no matching entries in passwd file")
+        uid, gid = int(user), 0
+        home = "/root" if uid == 0 else "/"
+    extra: list[int] = []
+    for line in group.splitlines():
+        f = line.split(":")
+        if len(f) < 4:
+            continue
+        if grp and (f[0] == grp or (grp.isdigit() and f[2] == grp)):
+            gid = int(f[2])
+            grp = ""
+        if name and name in f[3].split(","):
+            extra.append(int(f[2]))
+    if grp:
+        if not grp.isdigit():
+            raise LookupError(f"unable to find group {grp}: no matching entries in group file")
+        gid = int(grp)
+    return uid, gid or 0, sorted(set(extra)), home
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _loopback_up() -> None:
+    import fcntl
+    import struct
+
+    import _socket
+
+    s = _socket.socket(2, 2)  # AF_INET, SOCK_DGRAM
+    try:
+        SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+        req = struct.pack("16sh14x", b"lo", 0)
+        flags = struct.unpack("16sh14x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
+        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sh14x", b"lo", flags | IFF_UP))
+    finally:
+        s.close()
+
+
+def drop_privileges(user: str, caps: int, env: dict) -> None:
+    """Become ``user`` with capability set ``caps``; fills HOME in ``env``."""
+    uid, gid, groups, home = resolve_user(user, _read_text("/etc/passwd"), _read_text("/etc/group"))
+    env.setdefault("HOME", home)
+    last = int(_read_text("/proc/sys/kernel/cap_last_cap") or 40)
+    for cap in range(last + 1):
+        if not caps & (1 << cap):
+            sc.prctl(sc.PR_CAPBSET_DROP, cap)
+    sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    os.setgroups(groups)
+    os.setgid(gid)
+    os.setuid(uid)
+    if uid == 0:
+        sc.capset(caps, caps, caps)
+
+
+def reset_signals() -> None:
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
+    for sig in (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGINT, _signal.SIGTERM, _signal.SIGCHLD,
+                _signal.SIGUSR1, _signal.SIGHUP):
+        _signal.signal(sig, _signal.SIG_DFL)
+
+
+def exec_command(argv: list[str], env: dict, err_fd: int) -> None:
+    """exec, or report why not on ``err_fd`` and exit 126/127. Never returns."""
+    try:
+        os.execvpe(argv[0], argv, env)
+    except OSError as exc:
+        code = 127 if isinstance(exc, (FileNotFoundError, NotADirectoryError)) else 126
+        if "/" in argv[0]:
+            reason = f'exec: "{argv[0]}": {os.strerror(exc.errno).lower() if exc.errno else exc}'
+        elif code == 127:
+            reason = f'exec: "{argv[0]}": executable file not found in $PATH'
+        else:
+            reason = f'exec: "{argv[0]}": {os.strerror(exc.errno).lower() if exc.errno else exc}'
+        _report(err_fd, code, f"unable to start container process: {reason}")
+        os._exit(code)
+
+
+def _report(err_fd: int, code: int, message: str) -> None:
+    try:
+        os.write(err_fd, f"{code} {message}".encode()[:4000])
+    except OSError:
+        pass
+
+
+def exit_status(status: int) -> int:
+    """A wait status as docker's exit code: the code, or 128 + the signal."""
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def run_init(argv: list[str], env: dict, err_fd: int) -> None:
+    """PID 1 with ``--init``: run the command as a child, forward signals to it,
+    reap every orphan, exit with the command's status. Never returns."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    child = os.fork()
+    if child == 0:
+        os.close(r)
+        reset_signals()
+        exec_command(argv, env, w)
+    os.close(w)
+    data = os.read(r, 4096)
+    os.close(r)
+    if data:
+        code, _, message = data.decode(errors="replace").partition(" ")
+        _report(err_fd, int(code), message)
+        os._exit(int(code))
+    os.close(err_fd)
+
+    def forward(sig, _frame):
+        try:
+            os.kill(child, sig)
+        except ProcessLookupError:
+            pass
+
+    for sig in FORWARDED:
+        _signal.signal(sig, forward)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
+    sc.set_process_name("init")
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            os._exit(0)
+        if pid == child:
+            os._exit(exit_status(status))
+
+
+def container_main(plan: dict, err_fd: int) -> None:
+    """Everything between clone and exec, in the new namespaces. Never returns."""
+    try:
+        sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
+        if plan.get("cgroup") is not None:
+            plan["cgroup"].join_self()
+        if plan.get("netns"):
+            fd = os.open(plan["netns"], os.O_RDONLY | os.O_CLOEXEC)
+            sc.setns(fd, sc.CLONE_NEWNET)
+            os.close(fd)
+        if plan["net"] == "private":
+            _loopback_up()  # before pivot_root: it imports modules from the host
+        from . import rootfs
+
+        rootfs.build(plan)
+        if plan["uts"]:
+            sc.sethostname(plan["hostname"])
+        env = dict(plan["env"])
+        drop_privileges(plan["user"], plan["caps"], env)
+        cwd = plan["workdir"] or "/"
+        try:
+            os.chdir(cwd)
+        except FileNotFoundError:
+            os.makedirs(cwd, exist_ok=True)
+            os.chdir(cwd)
+    except LookupError as exc:
+        _report(err_fd, 126, f"unable to start container process: {exc.args[0]}")
+        os._exit(126)
+    except Exception as exc:  # noqa: BLE001 - reported to the supervisor as one line, never a traceback
+        _report(err_fd, 125, f"container setup failed: {exc}")
+        os._exit(125)
+    if plan["init"]:
+        reset_signals()
+        run_init(plan["argv"], env, err_fd)
+    reset_signals()
+    exec_command(plan["argv"], env, err_fd)
