@@ -23,6 +23,8 @@ with ``--registry-capability``, no deviations.
 
 from __future__ import annotations
 
+import shutil
+import sys
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -80,13 +82,21 @@ class RegistryProfile:
         argv = getattr(self, which.replace("-", "_"))
         if not argv:
             raise ConformanceError(f"registry profile {self.name!r} has no {which!r} command")
-        return [a.replace("{config}", str(config)) for a in argv]
+        return [resolve_program(argv[0])] + [a.replace("{config}", str(config)) for a in argv[1:]]
 
     def deviation(self, check_id: str) -> str | None:
         """The recorded deviation for a check id, or for its parametrised base."""
         if check_id in self.deviations:
             return self.deviations[check_id]
         return self.deviations.get(check_id.split("[", 1)[0])
+
+
+def resolve_program(program: str) -> str:
+    """A bare program name from PATH, else from the running Python's bin dir (a venv not activated)."""
+    if "/" in program or shutil.which(program):
+        return program
+    beside = Path(sys.executable).parent / program
+    return str(beside) if beside.exists() else program
 
 
 def _argv(data: dict, key: str, source: str, required: bool) -> tuple[str, ...]:
