@@ -335,6 +335,7 @@ class ImageStore:
         from .tarutil import remove_tree
 
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self._clean_stale()
         staged = _Staged()
         try:
             yield staged
@@ -348,10 +349,30 @@ class ImageStore:
                 if path.exists():
                     remove_tree(path)
 
+    def _clean_stale(self) -> None:
+        """Remove staging left by writers that died (their pid is in the name) before they finished."""
+        from .tarutil import remove_tree
+
+        for parent, prefixes in ((self.tmp_dir, ("load-", "blob-", "trash-")), (self.layer_dir, (".tmp-",))):
+            try:
+                names = os.listdir(parent)
+            except FileNotFoundError:
+                continue
+            for name in names:
+                prefix = next((p for p in prefixes if name.startswith(p)), None)
+                pid = name[len(prefix):].split("-", 1)[0] if prefix else ""
+                if not pid.isdigit() or _alive(int(pid)):
+                    continue
+                path = parent / name
+                if path.is_dir() and not path.is_symlink():
+                    remove_tree(path)
+                else:
+                    path.unlink(missing_ok=True)
+
     def _new_tmp(self, staged: _Staged, prefix: str) -> Path:
         import tempfile
 
-        path = Path(tempfile.mkdtemp(prefix=prefix, dir=self.tmp_dir))
+        path = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=self.tmp_dir))
         staged.dirs.append(path)
         return path
 
@@ -364,7 +385,7 @@ class ImageStore:
         if chain in staged.layers or (self.layer_dir / chain[7:]).is_dir():
             return
         self.layer_dir.mkdir(parents=True, exist_ok=True)
-        target = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.layer_dir))
+        target = Path(tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=self.layer_dir))
         staged.layers[chain] = (target, 0)
         os.chmod(target, 0o755)
         with open(tar_path, "rb") as f:
@@ -454,7 +475,7 @@ class ImageStore:
     def _new_file(self, staged: _Staged) -> str:
         import tempfile
 
-        fd, name = tempfile.mkstemp(prefix="blob-", dir=self.tmp_dir)
+        fd, name = tempfile.mkstemp(prefix=f"blob-{os.getpid()}-", dir=self.tmp_dir)
         os.close(fd)
         return name
 
@@ -549,68 +570,100 @@ class ImageStore:
         *upper_dir* None the image gets no new layer and its history entry is
         ``empty_layer`` (the builder's ENV/LABEL/CMD steps). *created* and
         *clamp_mtime* (SOURCE_DATE_EPOCH) make the result reproducible.
+        *parent* overrides the recorded parent (default: *base*).
         """
-        from .digest import chain_ids
         from .tarutil import write_tree
 
-        created = created or now_rfc3339()
         tag = refs.normalise_tag(ref) if ref else None
         with self._staging() as staged:
-            diff_ids = list(base.diff_ids) if base else []
-            chains: dict[str, str] = {}
+            tar_path = None
             if upper_dir is not None:
                 tar_path = Path(self._new_file(staged))
                 with open(tar_path, "wb") as raw:
-                    sink = _HashingWriter(raw)
-                    write_tree(Path(upper_dir), sink, overlay_whiteouts=True, clamp_mtime=clamp_mtime)
+                    write_tree(Path(upper_dir), raw, overlay_whiteouts=True, clamp_mtime=clamp_mtime)
                     raw.flush()
                     os.fsync(raw.fileno())
-                diff_id = sink.digest()
-                diff_ids.append(diff_id)
-                if not (self.blob_dir / diff_id[7:]).exists():
-                    staged.blobs[diff_id] = tar_path
-                else:
-                    tar_path.unlink()
-                    tar_path = self.blob_dir / diff_id[7:]
-                chain = chain_ids(diff_ids)[-1]
-                chains[chain] = diff_id
-                self._stage_layer(staged, chain, staged.blobs.get(diff_id, tar_path))
-            if base:
-                for c, d in zip(base.chain_ids, base.diff_ids):
-                    chains[c] = d
-            history = list(base.config.get("history") or []) if base else []
-            entry: dict = {"created": created}
-            for key, value in (("created_by", created_by), ("author", author), ("comment", comment)):
-                if value:
-                    entry[key] = value
-            if upper_dir is None:
-                entry["empty_layer"] = True
-            history.append(entry)
-            new_config: dict = {
-                "architecture": (base.config.get("architecture") if base else None) or _go_arch(),
-                "os": (base.config.get("os") if base else None) or "linux",
-                "created": created,
-                "config": config,
-                "rootfs": {"type": "layers", "diff_ids": diff_ids},
-                "history": history,
-            }
-            if base and base.config.get("variant"):
-                new_config["variant"] = base.config["variant"]
-            if author:
-                new_config["author"] = author
-            if comment:
-                new_config["comment"] = comment
-            config_bytes = canonical_json(new_config)
-            self._stage_blob(staged, config_bytes)
-            with self._locked():
-                index = self._read_index()
-                self._install(index, staged, chains)
-                image_id = self._add_image(index, config_bytes, new_config,
-                                           parent=parent if parent is not None else (base.id if base else ""))
-                if tag:
-                    self._set_tag(index, tag, image_id, when=now_rfc3339())
-                self._write_index(index)
-                return self._image(index, image_id)
+            return self._commit_staged(staged, base, tar_path, config=config, author=author, comment=comment,
+                                       created_by=created_by, tag=tag, created=created, parent=parent)
+
+    def commit_tar(self, base: Image | None, layer: BinaryIO | None, *, config: dict, author: str = "",
+                   comment: str = "", created_by: str = "", ref: str | None = None,
+                   created: str | None = None, parent: str | None = None) -> Image:
+        """Like :meth:`commit`, with the new layer given as a (plain or gzip) tar stream in OCI form
+        (``.wh.`` whiteouts): for a builder that writes COPY/ADD layers itself."""
+        from . import archive
+
+        tag = refs.normalise_tag(ref) if ref else None
+        with self._staging() as staged:
+            tar_path = None
+            if layer is not None:
+                tar_path = Path(self._new_file(staged))
+                archive.decompress_to(layer, tar_path)
+            return self._commit_staged(staged, base, tar_path, config=config, author=author, comment=comment,
+                                       created_by=created_by, tag=tag, created=created, parent=parent)
+
+    def _commit_staged(self, staged: _Staged, base: Image | None, tar_path: Path | None, *, config: dict,
+                       author: str, comment: str, created_by: str, tag: str | None, created: str | None,
+                       parent: str | None) -> Image:
+        from .digest import chain_ids, digest_stream
+
+        created = created or now_rfc3339()
+        diff_ids = list(base.diff_ids) if base else []
+        chains: dict[str, str] = {}
+        if base:
+            for c, d in zip(base.chain_ids, base.diff_ids):
+                chains[c] = d
+        if tar_path is not None:
+            with open(tar_path, "rb") as f:
+                diff_id, _ = digest_stream(f)
+            diff_ids.append(diff_id)
+            if (self.blob_dir / diff_id[7:]).exists():
+                tar_path.unlink()
+                tar_path = self.blob_dir / diff_id[7:]
+            else:
+                staged.blobs[diff_id] = tar_path
+            chain = chain_ids(diff_ids)[-1]
+            chains[chain] = diff_id
+            self._stage_layer(staged, chain, tar_path)
+        history = list(base.config.get("history") or []) if base else []
+        entry: dict = {"created": created}
+        for key, value in (("created_by", created_by), ("author", author), ("comment", comment)):
+            if value:
+                entry[key] = value
+        if tar_path is None:
+            entry["empty_layer"] = True
+        history.append(entry)
+        new_config: dict = {
+            "architecture": (base.config.get("architecture") if base else None) or _go_arch(),
+            "os": (base.config.get("os") if base else None) or "linux",
+            "created": created,
+            "config": config,
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "history": history,
+        }
+        if base and base.config.get("variant"):
+            new_config["variant"] = base.config["variant"]
+        if author:
+            new_config["author"] = author
+        if comment:
+            new_config["comment"] = comment
+        config_bytes = canonical_json(new_config)
+        self._stage_blob(staged, config_bytes)
+        with self._locked():
+            index = self._read_index()
+            self._install(index, staged, chains)
+            image_id = self._add_image(index, config_bytes, new_config,
+                                       parent=parent if parent is not None else (base.id if base else ""))
+            if tag:
+                self._set_tag(index, tag, image_id, when=now_rfc3339())
+            self._write_index(index)
+            return self._image(index, image_id)
+
+    def children(self, image_id: str) -> list[Image]:
+        """Images whose recorded parent is *image_id* (the classic builder's cache candidates)."""
+        index = self._read_index()
+        return [self._image(index, i) for i, e in sorted(index["images"].items())
+                if e.get("parent") == image_id and not e.get("held")]
 
     def import_tar(self, source: BinaryIO, ref: str | None, *, changes: dict | None = None,
                    message: str = "", created: str | None = None) -> Image:
@@ -683,6 +736,7 @@ class ImageStore:
         """
         uses = _uses(in_use)
         trash: list[Path] = []
+        doomed: list[Path] = []
         try:
             with self._locked():
                 index = self._read_index()
@@ -690,8 +744,9 @@ class ImageStore:
                     self._collect_held(index, uses, trash)
                 records = self._remove_locked(index, ref, force, prune, uses, trash, [])
                 self._write_index(index)
+                doomed = self._discard(trash)
         finally:
-            self._empty_trash(trash)
+            self._empty_trash(doomed)
         return records
 
     def prune(self, *, dangling_only: bool = True, in_use: InUse = frozenset()) -> list[str]:
@@ -702,6 +757,7 @@ class ImageStore:
         """Like :meth:`prune`, plus the bytes reclaimed (for "Total reclaimed space")."""
         uses = _uses(in_use)
         trash: list[Path] = []
+        doomed: list[Path] = []
         released: list[int] = []
         lines: list[str] = []
         try:
@@ -737,16 +793,19 @@ class ImageStore:
                         targets = [image_id]
                     for target in targets:
                         saved = json.loads(json.dumps(index))
+                        marks = len(trash), len(released)
                         try:
                             records = self._remove_locked(index, target, False, True, uses, trash, released)
                         except StoreError:
                             index.clear()
                             index.update(saved)
+                            del trash[marks[0]:], released[marks[1]:]
                             break  # a conflict: docker skips the image quietly
                         lines += [r[0].lower() + r[1:] for r in records]
                 self._write_index(index)
+                doomed = self._discard(trash)
         finally:
-            self._empty_trash(trash)
+            self._empty_trash(doomed)
         return lines, sum(released)
 
     def _remove_locked(self, index: dict, ref: str, force: bool, prune: bool, uses: dict[str, list[ImageUse]],
@@ -833,16 +892,17 @@ class ImageStore:
             del index["images"][image_id]
             records.append(f"Deleted: {image_id}")
             self._release(index, entry, trash, released, records)
-            (self.blob_dir / image_id[7:]).unlink(missing_ok=True)
+            trash.append(self.blob_dir / image_id[7:])
         if not prune or not parent or parent not in index["images"] or index["images"][parent].get("held"):
             return
         self._delete(index, parent, records, False, True, True, uses, trash, released)
 
     def _release(self, index: dict, entry: dict, trash: list[Path], released: list[int],
                  records: list[str] | None) -> None:
-        """Drop the layers and layer blobs of a deleted image that no other image needs (top first)."""
-        import tempfile
+        """Drop the layers and layer blobs of a deleted image that no other image needs (top first).
 
+        The paths go to *trash*: they are discarded only once the new index is written.
+        """
         used_chains = {c for e in index["images"].values() for c in e["chain_ids"]}
         used_diffs = {d for e in index["images"].values() for d in e["diff_ids"]}
         for chain in reversed(entry["chain_ids"]):
@@ -852,21 +912,16 @@ class ImageStore:
             released.append(layer.get("size", 0))
             if records is not None:
                 records.append(f"Deleted: {chain}")
-            path = self.layer_dir / chain[7:]
-            if path.exists():
-                self.tmp_dir.mkdir(parents=True, exist_ok=True)
-                dest = Path(tempfile.mkdtemp(prefix="trash-", dir=self.tmp_dir))
-                os.rename(path, dest / "layer")
-                trash.append(dest)
-        for diff_id in set(entry["diff_ids"]) - used_diffs:
-            (self.blob_dir / diff_id[7:]).unlink(missing_ok=True)
+            trash.append(self.layer_dir / chain[7:])
+        for diff_id in sorted(set(entry["diff_ids"]) - used_diffs):
+            trash.append(self.blob_dir / diff_id[7:])
 
     def _collect_held(self, index: dict, uses: dict, trash: list[Path], released: list[int] | None = None) -> None:
         for image_id, entry in list(index["images"].items()):
             if entry.get("held") and image_id not in uses:
                 del index["images"][image_id]
                 self._release(index, entry, trash, released if released is not None else [], None)
-                (self.blob_dir / image_id[7:]).unlink(missing_ok=True)
+                trash.append(self.blob_dir / image_id[7:])
 
     @staticmethod
     def _untag(index: dict, image_id: str, key: str) -> None:
@@ -877,6 +932,21 @@ class ImageStore:
             entry["repo_tags"].remove(key)
             index["tags"].pop(key, None)
 
+    def _discard(self, paths: list[Path]) -> list[Path]:
+        """After the index no longer names them: unlink blobs, move layer dirs aside (fast, under the lock)."""
+        import tempfile
+
+        doomed = []
+        for path in paths:
+            if path.is_dir() and not path.is_symlink():
+                self.tmp_dir.mkdir(parents=True, exist_ok=True)
+                dest = Path(tempfile.mkdtemp(prefix=f"trash-{os.getpid()}-", dir=self.tmp_dir))
+                os.rename(path, dest / "layer")
+                doomed.append(dest)
+            else:
+                path.unlink(missing_ok=True)
+        return doomed
+
     def _empty_trash(self, trash: list[Path]) -> None:
         if not trash:
             return
@@ -884,6 +954,16 @@ class ImageStore:
 
         for path in trash:
             remove_tree(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _by_prefix(images: dict, hex_prefix: str) -> str | None:
@@ -940,22 +1020,3 @@ def _write_atomic(path: Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
-
-
-class _HashingWriter:
-    """A write-only file object that digests what passes through it."""
-
-    def __init__(self, sink: BinaryIO):
-        import hashlib
-
-        self._sink = sink
-        self._hash = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self._hash.update(data)
-        self.size += len(data)
-        return self._sink.write(data)
-
-    def digest(self) -> str:
-        return "sha256:" + self._hash.hexdigest()

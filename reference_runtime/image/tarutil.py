@@ -229,7 +229,7 @@ def unpack_layer(source: BinaryIO, target: Path) -> int:
     meanwhile, ours is discarded (same content: the name is a chain ID).
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=target.parent))
     try:
         os.chmod(staging, 0o755)
         size = extract_layer(source, staging)

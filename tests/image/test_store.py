@@ -579,3 +579,54 @@ def test_inspect_has_dockers_keys(loaded, archives):
     assert data["Size"] == loaded.resolve(BASE).size
     assert set(data) >= {"Id", "RepoTags", "RepoDigests", "Parent", "Comment", "Created", "Author", "Config",
                          "Architecture", "Os", "Size", "RootFS", "Metadata", "GraphDriver"}
+
+
+def test_killed_writer_leaves_a_usable_store(store, archives):
+    """SIGKILL a loader at some point of its work: the store is old-or-new, and the next load cleans up."""
+    import signal
+    import time
+
+    for delay in (0.05, 0.3, 1.0):
+        p = subprocess.Popen([sys.executable, "-c", LOADER, str(store.root), str(archives[1]), "50"])
+        time.sleep(delay)
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=60)
+        images = store.images() if store.index_path.exists() else []
+        for image in images:
+            assert image.id == digest_bytes(image.config_bytes)
+    store.load(archives[2])
+    _assert_consistent(store, archives)
+    assert [p.name for p in (store.root / "layers").iterdir() if p.name.startswith(".tmp-")] == []
+
+
+def test_stale_staging_of_dead_writers_is_removed(store, archives):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (store.root / "tmp" / f"load-{dead.pid}-abc").mkdir(parents=True)
+    (store.root / "layers" / f".tmp-{dead.pid}-abc" / "x").mkdir(parents=True)
+    (store.root / "tmp" / f"load-{os.getpid()}-mine").mkdir()  # a live writer's: kept
+    store.load(archives[1])
+    assert sorted(p.name for p in (store.root / "tmp").iterdir()) == [f"load-{os.getpid()}-mine"]
+    assert [p.name for p in (store.root / "layers").iterdir()] == [archives[0].diff_id[7:]]
+
+
+def test_load_from_a_pipe(store, archives):
+    code = ("import sys\nfrom pathlib import Path\nfrom reference_runtime.image.store import ImageStore\n"
+            f"print(ImageStore(Path({str(store.root)!r})).load(sys.stdin.buffer))")
+    with open(archives[2], "rb") as f:
+        out = subprocess.run([sys.executable, "-c", code], stdin=f, capture_output=True, text=True, check=True)
+    assert BASE in out.stdout
+    assert store.resolve(BASE).id == archives[0]["base"].id
+
+
+def test_commit_tar_and_children(loaded):
+    base = loaded.resolve(BASE)
+    layer = make_tar(("app", "dir"), ("app/main", "file", "code"), ("etc/.wh.group", "file"))
+    image = loaded.commit_tar(base, io.BytesIO(gzip.compress(layer)), config={"Cmd": ["/app/main"]},
+                              created_by="COPY main /app/", ref="localhost/built:1")
+    assert image.diff_ids == base.diff_ids + [digest_bytes(layer)]
+    top = loaded.layer_dirs(image)[-1]
+    assert (top / "app" / "main").read_text() == "code"
+    assert stat.S_ISCHR(os.lstat(top / "etc" / "group").st_mode)
+    assert [c.id for c in loaded.children(base.id)] == [image.id]
+    assert loaded.children(image.id) == []
