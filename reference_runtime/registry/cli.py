@@ -17,8 +17,18 @@ from reference_runtime.errors import RegistryError
 ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs "%{User-Agent}i"'
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("container-conformance")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="refregistry", description="A reference OCI distribution registry.")
+    parser.add_argument("--version", action="version", version=f"refregistry {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = commands.add_parser("serve", help="serve the registry API")
     serve.add_argument("config", metavar="CONFIG.yml")
