@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from ..errors import StoreError
 
@@ -38,13 +37,31 @@ _REFERENCE = re.compile(rf"^({_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?\Z", re.ASCI
 _HEX64 = re.compile(r"\A[a-f0-9]{64}\Z")
 
 
-@dataclass(frozen=True)
 class Reference:
-    """A normalised reference: full ``domain/path`` name plus tag and/or digest."""
+    """A normalised reference: full ``domain/path`` name plus tag and/or digest (immutable).
 
-    name: str
-    tag: str | None = None
-    digest: str | None = None
+    A plain class, not a dataclass: importing ``dataclasses`` costs more
+    than the whole ``refengine run`` lookup this module serves.
+    """
+
+    __slots__ = ("name", "tag", "digest")
+
+    def __init__(self, name: str, tag: str | None = None, digest: str | None = None):
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "tag", tag)
+        object.__setattr__(self, "digest", digest)
+
+    def __setattr__(self, key, value):
+        raise AttributeError("Reference is immutable")
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Reference) and (self.name, self.tag, self.digest) == (other.name, other.tag, other.digest)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.tag, self.digest))
+
+    def __repr__(self) -> str:
+        return f"Reference(name={self.name!r}, tag={self.tag!r}, digest={self.digest!r})"
 
     def __str__(self) -> str:
         return self.name + (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")

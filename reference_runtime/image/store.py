@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import json
 import os
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Collection, Iterable, Iterator, Mapping
+
+TYPE_CHECKING = False  # typing costs ~10 ms to import: only type checkers read these
+if TYPE_CHECKING:
+    from typing import BinaryIO, Collection, Iterable, Mapping
 
 from ..errors import StoreError
 from . import reference as refs
@@ -54,27 +55,41 @@ ANNOTATION_CONTAINERD_NAME = "io.containerd.image.name"
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 
 
-@dataclass(frozen=True)
 class Image:
-    """One stored image. ``id`` is ``sha256:`` + sha256(config_bytes).
+    """One stored image (immutable). ``id`` is ``sha256:`` + sha256(config_bytes).
 
-    ``repo_tags``/``repo_digests`` are in docker's familiar form
-    (``busybox:latest``); ``size`` is the sum of the unpacked layer sizes
-    as docker counts them; ``parent`` is set for committed/built images.
+    Fields: ``id``, ``config`` (the OCI image config as a dict),
+    ``config_bytes``, ``repo_tags``/``repo_digests`` (docker's familiar
+    form, ``busybox:latest``), ``diff_ids``, ``chain_ids`` (lowest first),
+    ``created`` (RFC 3339), ``size`` (the unpacked layers as docker counts
+    them), ``parent`` (committed/built images), ``layer_sizes``,
+    ``last_tag_time``. A plain class rather than a dataclass because
+    importing ``dataclasses`` alone costs more than ``resolve`` itself.
     """
 
-    id: str
-    config: dict
-    config_bytes: bytes
-    repo_tags: list[str]
-    repo_digests: list[str]
-    diff_ids: list[str]
-    chain_ids: list[str]
-    created: str
-    size: int
-    parent: str = ""
-    layer_sizes: list[int] = field(default_factory=list)
-    last_tag_time: str = ZERO_TIME
+    __slots__ = ("id", "config", "config_bytes", "repo_tags", "repo_digests", "diff_ids", "chain_ids",
+                 "created", "size", "parent", "layer_sizes", "last_tag_time")
+
+    def __init__(self, *, id: str, config: dict, config_bytes: bytes, repo_tags: list[str],
+                 repo_digests: list[str], diff_ids: list[str], chain_ids: list[str], created: str, size: int,
+                 parent: str = "", layer_sizes: list[int] | None = None, last_tag_time: str = ZERO_TIME):
+        values = dict(id=id, config=config, config_bytes=config_bytes, repo_tags=repo_tags,
+                      repo_digests=repo_digests, diff_ids=diff_ids, chain_ids=chain_ids, created=created,
+                      size=size, parent=parent, layer_sizes=layer_sizes if layer_sizes is not None else [],
+                      last_tag_time=last_tag_time)
+        for key, value in values.items():
+            object.__setattr__(self, key, value)
+
+    def __setattr__(self, key, value):
+        raise AttributeError("Image is immutable")
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Image) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable containers inside, like a frozen dataclass of lists
+
+    def __repr__(self) -> str:
+        return f"Image(id={self.id!r}, repo_tags={self.repo_tags!r})"
 
     @property
     def short_id(self) -> str:
@@ -124,21 +139,28 @@ def container_config(section: dict | None) -> dict:
     return out
 
 
-@dataclass(frozen=True)
 class ImageUse:
     """A container using an image, as ``remove``/``prune`` need to know it."""
 
-    container_id: str
-    running: bool
+    __slots__ = ("container_id", "running")
+
+    def __init__(self, container_id: str, running: bool):
+        self.container_id, self.running = container_id, running
+
+    def __repr__(self) -> str:
+        return f"ImageUse({self.container_id!r}, {self.running!r})"
 
 
-InUse = Mapping[str, Iterable["ImageUse | tuple[str, bool]"]] | Collection[str]
+if TYPE_CHECKING:
+    #: What ``remove``/``prune`` accept as *in_use*: a collection of image IDs, or a
+    #: mapping image ID -> iterable of ImageUse or (container_id, running) pairs.
+    InUse = Mapping[str, Iterable[ImageUse | tuple[str, bool]]] | Collection[str]
 
 
-def _uses(in_use: InUse | None) -> dict[str, list[ImageUse]]:
+def _uses(in_use) -> dict[str, list[ImageUse]]:
     if not in_use:
         return {}
-    if isinstance(in_use, Mapping):
+    if hasattr(in_use, "items"):
         return {k: [u if isinstance(u, ImageUse) else ImageUse(*u) for u in v] for k, v in in_use.items() if v}
     return {k: [ImageUse("", False)] for k in in_use}
 
@@ -159,13 +181,53 @@ def canonical_json(obj) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
 
 
-@dataclass
 class _Staged:
-    """Objects written under tmp/ and verified, waiting to be moved in under the lock."""
+    """Objects written under tmp/ and verified, waiting to be moved in under the lock.
 
-    blobs: dict[str, Path] = field(default_factory=dict)          # digest -> staged file
-    layers: dict[str, tuple[Path, int]] = field(default_factory=dict)  # chain id -> (staged dir, size)
-    dirs: list[Path] = field(default_factory=list)                 # cleanup on exit
+    As a context manager it removes whatever was not moved into place.
+    """
+
+    def __init__(self) -> None:
+        self.blobs: dict[str, Path] = {}                  # digest -> staged file
+        self.layers: dict[str, tuple[Path, int]] = {}     # chain id -> (staged dir, size)
+        self.dirs: list[Path] = []                        # scratch dirs
+
+    def __enter__(self) -> "_Staged":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from .tarutil import remove_tree
+
+        for path in self.blobs.values():
+            path.unlink(missing_ok=True)
+        for path, _ in self.layers.values():
+            if path.exists():
+                remove_tree(path)
+        for path in self.dirs:
+            if path.exists():
+                remove_tree(path)
+
+
+class _Lock:
+    """flock(2) on ``root/lock`` for the span of a ``with`` block."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)
 
 
 class ImageStore:
@@ -314,40 +376,17 @@ class ImageStore:
 
     # ------------------------------------------------------------------ writing helpers
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        import fcntl
-
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    def _locked(self) -> _Lock:
+        return _Lock(self.root)
 
     def _write_index(self, index: dict) -> None:
         data = json.dumps(index, sort_keys=True, indent=1).encode()
         _write_atomic(self.index_path, data)
 
-    @contextmanager
-    def _staging(self) -> Iterator[_Staged]:
-        from .tarutil import remove_tree
-
+    def _staging(self) -> _Staged:
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self._clean_stale()
-        staged = _Staged()
-        try:
-            yield staged
-        finally:
-            for path in staged.blobs.values():
-                path.unlink(missing_ok=True)
-            for path, _ in staged.layers.values():
-                if path.exists():
-                    remove_tree(path)
-            for path in staged.dirs:
-                if path.exists():
-                    remove_tree(path)
+        return _Staged()
 
     def _clean_stale(self) -> None:
         """Remove staging left by writers that died (their pid is in the name) before they finished."""
