@@ -301,11 +301,18 @@ class ImageStore:
 
     def resolve(self, ref: str) -> Image:
         """The image *ref* names: ``name[:tag]``, ``name@sha256:...``, or a full/short ID."""
-        index = self._read_index()
-        image_id, _ = self._find(index, ref)
-        if image_id is None:
-            raise StoreError(f"No such image: {ref}")
-        return self._image(index, image_id)
+        for attempt in (1, 2):
+            index = self._read_index()
+            image_id, _ = self._find(index, ref)
+            if image_id is None:
+                raise StoreError(f"No such image: {ref}")
+            try:
+                return self._image(index, image_id)
+            except StoreError:
+                if attempt == 2:
+                    raise
+                # removed by another process between reading the index and its config: look again
+        raise AssertionError("unreachable")
 
     def by_id(self, image_id: str) -> Image:
         """The image with this full ID, including one force-removed while a container still uses it."""
@@ -323,10 +330,17 @@ class ImageStore:
                                  "remove the image and load it again")
         return dirs
 
-    def images(self) -> list[Image]:
-        """Every image (tagged or dangling), newest first."""
+    def images(self, *, all: bool = False) -> list[Image]:
+        """``docker images [-a]``: tagged and dangling images, newest first.
+
+        Like docker, untagged images that are the parent of another image
+        (the builder's intermediate steps) are listed only with *all*.
+        """
         index = self._read_index()
-        out = [self._image(index, i) for i, e in index["images"].items() if not e.get("held")]
+        images = {i: e for i, e in index["images"].items() if not e.get("held")}
+        parents = {e.get("parent") for e in images.values()}
+        out = [self._image(index, i) for i, e in images.items()
+               if all or e["repo_tags"] or e["repo_digests"] or i not in parents]
         out.sort(key=lambda im: (im.created, im.id), reverse=True)
         return out
 

@@ -307,6 +307,8 @@ def _write_dir(tar: tarfile.TarFile, dirpath: str, prefix: str, links: dict, whi
         name = prefix + base
         st = os.lstat(path)
         mode = st.st_mode
+        if whiteouts:
+            _refuse_overlay_indirection(path, name, mode)
         if stat.S_ISDIR(mode):
             info = _tarinfo(name, st, clamp)
             info.type = tarfile.DIRTYPE
@@ -348,6 +350,20 @@ def _write_dir(tar: tarfile.TarFile, dirpath: str, prefix: str, links: dict, whi
             info.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
             info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
             tar.addfile(info)
+
+
+def _refuse_overlay_indirection(path: str, name: str, mode: int) -> None:
+    """An upper dir made with redirect_dir or metacopy holds references into the lower layers,
+    not content: archiving it would give a wrong layer, so say so."""
+    attrs = ("trusted.overlay.redirect",) if stat.S_ISDIR(mode) else \
+        ("trusted.overlay.metacopy",) if stat.S_ISREG(mode) else ()
+    for attr in attrs:
+        try:
+            os.getxattr(path, attr, follow_symlinks=False)
+        except OSError:
+            continue
+        raise StoreError(f"cannot commit {name!r}: the overlay upper dir uses {attr.rsplit('.', 1)[1]} "
+                         "(mount the container's overlay with redirect_dir=off,metacopy=off)")
 
 
 def _is_opaque(path: str) -> bool:

@@ -630,3 +630,13 @@ def test_commit_tar_and_children(loaded):
     assert stat.S_ISCHR(os.lstat(top / "etc" / "group").st_mode)
     assert [c.id for c in loaded.children(base.id)] == [image.id]
     assert loaded.children(image.id) == []
+
+
+def test_images_hides_intermediate_images_unless_all(loaded):
+    base = loaded.resolve(BASE)
+    mid = loaded.commit(base, None, config={"Env": ["A=1"]})
+    top = loaded.commit(mid, None, config={"Env": ["A=1", "B=2"]}, ref="localhost/top:1")
+    dangling = loaded.commit(base, None, config={"Env": ["C=3"]})
+    shown = {i.id for i in loaded.images()}
+    assert top.id in shown and dangling.id in shown and mid.id not in shown
+    assert mid.id in {i.id for i in loaded.images(all=True)}
