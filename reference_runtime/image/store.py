@@ -456,28 +456,23 @@ class ImageStore:
             else:
                 os.rename(path, final)
             del staged.blobs[digest]
+        from .tarutil import remove_tree, unpack_layer
+
         for chain, diff_id in chains.items():
             final = self.layer_dir / chain[7:]
+            present = chain in index["layers"] and final.is_dir()
+            if present:
+                continue  # a staged copy, if any, is removed with the staging after the lock
+            if final.is_dir():
+                remove_tree(final)  # renamed in by a writer that died before writing the index
             if chain in staged.layers:
                 path, size = staged.layers.pop(chain)
-                if final.is_dir() and chain in index["layers"]:
-                    from .tarutil import remove_tree
-                    remove_tree(path)
-                else:
-                    if final.is_dir():  # left by a crashed writer, not in the index: ours is complete
-                        from .tarutil import remove_tree
-                        remove_tree(final)
-                    os.rename(path, final)
-                    index["layers"][chain] = {"diff_id": diff_id, "size": size}
-            elif chain not in index["layers"] or not final.is_dir():
+                os.rename(path, final)
+            else:
                 # removed by another process since we looked: unpack again from the blob
-                from .tarutil import unpack_layer
                 with open(self.blob_dir / diff_id[7:], "rb") as f:
-                    if final.is_dir():
-                        from .tarutil import remove_tree
-                        remove_tree(final)
                     size = unpack_layer(f, final)
-                index["layers"][chain] = {"diff_id": diff_id, "size": size}
+            index["layers"][chain] = {"diff_id": diff_id, "size": size}
         _fsync_dir(self.blob_dir)
         _fsync_dir(self.layer_dir)
 
@@ -516,7 +511,7 @@ class ImageStore:
         from .digest import digest_bytes
 
         digest = digest_bytes(data)
-        if digest not in staged.blobs and not (self.blob_dir / digest[7:]).exists():
+        if digest not in staged.blobs:
             path = Path(self._new_file(staged))
             with open(path, "wb") as f:
                 f.write(data)
@@ -556,8 +551,8 @@ class ImageStore:
             for image in loaded:
                 for chain, diff_id in zip(image.chain_ids, image.diff_ids):
                     chains[chain] = diff_id
-                    if diff_id not in staged.blobs and not (self.blob_dir / diff_id[7:]).exists():
-                        staged.blobs[diff_id] = image.layer_files[diff_id]
+                    # staged even when stored: a concurrent rmi may delete it before we install
+                    staged.blobs[diff_id] = image.layer_files[diff_id]
                     self._stage_layer(staged, chain, image.layer_files[diff_id])
                 self._stage_blob(staged, image.config_bytes)
             lines: list[str] = []
@@ -670,11 +665,7 @@ class ImageStore:
             with open(tar_path, "rb") as f:
                 diff_id, _ = digest_stream(f)
             diff_ids.append(diff_id)
-            if (self.blob_dir / diff_id[7:]).exists():
-                tar_path.unlink()
-                tar_path = self.blob_dir / diff_id[7:]
-            else:
-                staged.blobs[diff_id] = tar_path
+            staged.blobs[diff_id] = tar_path
             chain = chain_ids(diff_ids)[-1]
             chains[chain] = diff_id
             self._stage_layer(staged, chain, tar_path)
@@ -732,9 +723,6 @@ class ImageStore:
             staged.blobs[diff_id] = tar_path
             chain = chain_ids([diff_id])[0]
             self._stage_layer(staged, chain, tar_path)
-            if (self.blob_dir / diff_id[7:]).exists():
-                tar_path.unlink()
-                del staged.blobs[diff_id]
             new_config = {
                 "architecture": _go_arch(), "os": "linux", "created": created,
                 "config": dict(changes or {}),

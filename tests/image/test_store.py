@@ -640,3 +640,28 @@ def test_images_hides_intermediate_images_unless_all(loaded):
     shown = {i.id for i in loaded.images()}
     assert top.id in shown and dangling.id in shown and mid.id not in shown
     assert mid.id in {i.id for i in loaded.images(all=True)}
+
+
+def test_docker_archive_with_linked_duplicate_layer(store, tmp_path):
+    """docker save stores a repeated layer once and links the second copy to it."""
+    layer = make_tar(("same", "file", "x"))
+    diff_id = digest_bytes(layer)
+    config = canonical_json({"architecture": "amd64", "os": "linux", "config": {},
+                             "rootfs": {"type": "layers", "diff_ids": [diff_id, diff_id]}})
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in (("a/layer.tar", layer), ("c.json", config), ("manifest.json", json.dumps(
+                [{"Config": "c.json", "RepoTags": ["localhost/dup:1"], "Layers": ["a/layer.tar", "b/layer.tar"]}]
+        ).encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("b/layer.tar")
+        link.type, link.linkname = tarfile.SYMTYPE, "../a/layer.tar"
+        tar.addfile(link)
+    assert store.load(io.BytesIO(buf.getvalue())) == ["Loaded image: localhost/dup:1"]
+    image = store.resolve("localhost/dup:1")
+    assert image.chain_ids == chain_ids([diff_id, diff_id]) and len(set(image.chain_ids)) == 2
+    assert [(d / "same").read_text() for d in store.layer_dirs(image)] == ["x", "x"]
+    assert store.remove("localhost/dup:1")[-2:] == [f"Deleted: {image.chain_ids[1]}", f"Deleted: {image.chain_ids[0]}"]
+    assert list((store.root / "blobs" / "sha256").iterdir()) == []
