@@ -100,11 +100,13 @@ class Engine:
         return subprocess.Popen((*self.profile.command, *args), env={**os.environ, **self.profile.env}, **kwargs)
 
     # -- names ----------------------------------------------------------
-    def new_name(self, kind: str = "c") -> str:
+    def new_name(self, kind: str = "c", *, track: bool = True) -> str:
         """A name unique to this run; containers, volumes and images made
-        under it are removed by :meth:`cleanup`."""
+        under it are removed by :meth:`cleanup` (untracked names are still
+        found there by the run's label)."""
         name = f"cft-{self.run_id}-{kind}{next(self._counter)}"
-        {"c": self._containers, "v": self._volumes, "img": self._images, "net": self._networks}.get(kind, self._containers).append(name)
+        if track:
+            {"c": self._containers, "v": self._volumes, "img": self._images, "net": self._networks}.get(kind, self._containers).append(name)
         return name
 
     def track_image(self, ref: str) -> str:
@@ -118,8 +120,9 @@ class Engine:
     # -- docker grammar -------------------------------------------------
     def run(self, args: list[str], *, name: str | None = None, timeout: float = DEFAULT_TIMEOUT,
             input: str | None = None) -> CommandResult:
-        """``run --name N --label RUN ARGS``; the container is cleaned up later."""
-        name = name or self.new_name("c")
+        """``run --name N --label RUN ARGS``; the container is cleaned up later
+        (a ``--rm`` container by the label sweep only, should it survive)."""
+        name = name or self.new_name("c", track="--rm" not in args)
         return self.cli("run", "--name", name, "--label", self.label, *args, timeout=timeout, input=input)
 
     def create(self, args: list[str], *, name: str | None = None) -> str:

@@ -19,7 +19,7 @@ EXAMPLES = settings(max_examples=25, deadline=None, suppress_health_check=[Healt
 def test_every_exit_status_0_to_255_is_propagated(engine, image):
     wrong = {}
     for n in range(256):
-        result = engine.cli("run", "--rm", "--label", engine.label, image, "sh", "-c", f"exit {n}")
+        result = engine.run(["--rm", image, "sh", "-c", f"exit {n}"])
         if result.returncode != n:
             wrong[n] = (result.returncode, result.stderr.strip()[-200:])
     assert not wrong, f"{engine.name}: exit status not propagated for {len(wrong)} values: {dict(list(wrong.items())[:8])}"
@@ -31,7 +31,7 @@ def test_every_exit_status_0_to_255_is_propagated(engine, image):
 @example(n=0, wraps=1)
 @example(n=255, wraps=1)
 def test_exit_status_is_taken_modulo_256(engine, image, n, wraps):
-    result = engine.cli("run", "--rm", "--label", engine.label, image, "sh", "-c", f"exit {256 * wraps + n}")
+    result = engine.run(["--rm", image, "sh", "-c", f"exit {256 * wraps + n}"])
     assert result.returncode == n, str(result)
 
 
