@@ -87,7 +87,7 @@ class Builds:
     def context(self, files: dict[str, str | bytes] | None = None, dockerfile: list[str] | str | None = None,
                 name: str = "Dockerfile") -> Path:
         self._contexts += 1
-        ctx = self.root / f"ctx{self._contexts}"
+        ctx = self.root / f"ctx-{self.nonce}-{self._contexts}"
         ctx.mkdir()
         for path, data in (files or {}).items():
             self.write(ctx, path, data)
@@ -140,6 +140,10 @@ class Builds:
             assert second.image_id == first.image_id, f"{self.engine.name}: a fully cached rebuild made a new image"
         else:
             assert second.image_id != first.image_id, f"{self.engine.name}: a rebuild with a miss kept the image"
+
+    def fresh(self) -> "Builds":
+        """Builds with a cache of their own (a new nonce), e.g. one per hypothesis example."""
+        return Builds(self.engine, self.base, self.base_history, self.root)
 
     def cleanup(self) -> list[str]:
         """Remove every image these builds left (tagged, dangling, intermediate)."""
