@@ -229,7 +229,10 @@ def _read_docker(archive: _Archive) -> list[LoadedImage]:
         config, data = archive.json(config_name, "config")
         layers = [archive.member(p, "layer") for p in item.get("Layers") or []]
         image = _image(archive, data, config, layers, f"config {config_name!r}")
-        for tag in item.get("RepoTags") or []:
+        tags = item.get("RepoTags") or []
+        if not isinstance(tags, list):
+            raise StoreError(f"invalid archive: RepoTags of manifest.json entry {n} is not a list")
+        for tag in tags:
             key = _tag_of(tag)
             if key is None:
                 raise StoreError(f"invalid archive: bad tag {tag!r} in manifest.json")
@@ -245,8 +248,10 @@ def _select_manifest(archive: _Archive, desc: dict, depth: int = 0) -> dict | No
     if media in MANIFEST_TYPES:
         return desc
     if media in INDEX_TYPES and depth < 4:
-        index, _ = archive.json(f"blobs/sha256/{parse_digest(desc.get('digest'), 'index digest')[7:]}", "index")
-        archive.blob(desc["digest"], "index")
+        member = archive.blob(desc.get("digest"), "index")
+        index, _ = archive.json(f"blobs/sha256/{member.digest[7:]}", "index")
+        if not isinstance(index, dict):
+            raise StoreError(f"invalid archive: index {member.digest} is not a JSON object")
         from .store import _go_arch
 
         candidates = [d for d in index.get("manifests") or [] if isinstance(d, dict)]

@@ -14,6 +14,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conformance.testimage import REPOSITORY, canonical_json
 from reference_runtime.errors import StoreError
@@ -665,3 +666,29 @@ def test_docker_archive_with_linked_duplicate_layer(store, tmp_path):
     assert [(d / "same").read_text() for d in store.layer_dirs(image)] == ["x", "x"]
     assert store.remove("localhost/dup:1")[-2:] == [f"Deleted: {image.chain_ids[1]}", f"Deleted: {image.chain_ids[0]}"]
     assert list((store.root / "blobs" / "sha256").iterdir()) == []
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+    | st.sampled_from(["c.json", "layer.tar", "blobs/sha256/" + "0" * 64, "sha256:" + "0" * 64,
+                       "application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json"]),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(
+        st.sampled_from(["Config", "RepoTags", "Layers", "manifests", "mediaType", "digest", "size", "annotations",
+                         "config", "layers", "rootfs", "diff_ids", "type", "imageLayoutVersion"]), children, max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=80, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(manifest=json_values, oci=st.booleans())
+def test_malformed_manifests_give_store_errors(tmp_path_factory, manifest, oci):
+    """Whatever JSON an archive holds, load answers with a StoreError, never a traceback."""
+    store = ImageStore(tmp_path_factory.mktemp("fuzz") / "image")
+    files = {"c.json": b"{}", "layer.tar": make_tar(("f", "file", "x"))}
+    if oci:
+        files.update({"oci-layout": b'{"imageLayoutVersion":"1.0.0"}', "index.json": json.dumps(manifest).encode(),
+                      "blobs/sha256/" + "0" * 64: json.dumps(manifest).encode()})
+    else:
+        files["manifest.json"] = json.dumps(manifest).encode()
+    with pytest.raises(StoreError):
+        store.load(io.BytesIO(rebuild(files)))
+    assert store.images() == []
