@@ -26,7 +26,7 @@ from typing import BinaryIO
 
 from ..errors import StoreError
 from . import reference as refs
-from .digest import chain_ids, is_digest, parse_digest
+from .digest import chain_ids, parse_digest
 from .tarutil import entry_parts
 
 MAX_JSON = 64 << 20  # manifests, indexes and configs larger than this are not real

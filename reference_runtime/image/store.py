@@ -35,24 +35,16 @@ import json
 import os
 from pathlib import Path
 
+from ..errors import StoreError
+from . import reference as refs
+
 TYPE_CHECKING = False  # typing costs ~10 ms to import: only type checkers read these
 if TYPE_CHECKING:
     from typing import BinaryIO, Collection, Iterable, Mapping
 
-from ..errors import StoreError
-from . import reference as refs
-
 INDEX_VERSION = 1
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
-MEDIA_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-MEDIA_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-MEDIA_OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-MEDIA_OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
-MEDIA_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-MEDIA_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-ANNOTATION_CONTAINERD_NAME = "io.containerd.image.name"
-ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 
 
 class Image:
