@@ -67,6 +67,7 @@ class Registry:
         app.on_response_prepare.append(self.add_api_version)
         if self.token_issuer is not None:
             app.router.add_get(self.config.token.realm_path, self.token_endpoint)
+            app.router.add_post(self.config.token.realm_path, self.token_endpoint)
         app.router.add_route("*", "/{tail:.*}", self.dispatch)
         return app
 
@@ -282,21 +283,22 @@ class Registry:
             headers["Content-Length"] = str(size)
             return web.Response(headers=headers)
         range_header = request.headers.get("Range")
-        if range_header is None:
-            return web.FileResponse(self.storage.blob_path(digest), headers=headers)
-        try:
-            byte_range = httpranges.parse_blob_range(range_header, size)
-        except httpranges.Unsatisfiable:
-            raise E.ApiError(E.RANGE_INVALID, detail=f"range {range_header!r} is outside the blob of {size} bytes",
-                             headers={"Content-Range": f"bytes */{size}"}) from None
-        # Hand aiohttp's FileResponse (sendfile) only a range we validated.
+        byte_range = None
+        if range_header is not None:
+            try:
+                byte_range = httpranges.parse_blob_range(range_header, size)
+            except httpranges.Unsatisfiable:
+                raise E.ApiError(E.RANGE_INVALID,
+                                 detail=f"range {range_header!r} is outside the blob of {size} bytes",
+                                 headers={"Content-Range": f"bytes */{size}"}) from None
+        # aiohttp's FileResponse (sendfile) sees only the range we validated and
+        # none of the conditionals it would judge by mtime, which GC's touches change.
         new_headers = request.headers.copy()
-        del new_headers["Range"]
-        new_headers.popall("If-Range", None)
+        for name in ("Range", "If-Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"):
+            new_headers.popall(name, None)
         if byte_range is not None:
             new_headers["Range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
-        return _RangedFileResponse(self.storage.blob_path(digest), request.clone(headers=new_headers),
-                                   headers=headers)
+        return _BlobFileResponse(self.storage.blob_path(digest), request.clone(headers=new_headers), headers=headers)
 
     async def blob_delete(self, request, r, identity):
         self.require_delete()
@@ -432,18 +434,38 @@ class Registry:
 
     # -- token endpoint ---------------------------------------------------
     async def token_endpoint(self, request):
-        return _json(await self.token_issuer.issue(request))
+        if request.method == "POST":
+            return _json(await self.token_issuer.issue_post(request))
+        return _json(await self.token_issuer.issue_get(request))
 
 
-class _RangedFileResponse(web.FileResponse):
-    """A FileResponse (sendfile) that sees the Range we validated, not the client's."""
+class _BlobFileResponse(web.FileResponse):
+    """A FileResponse (sendfile) for a blob: it answers the sanitized request,
+    keeps the digest as ETag and sends no Last-Modified, so its headers are
+    the HEAD response's."""
 
-    def __init__(self, path, validated_request, **kwargs):
+    def __init__(self, path, sanitized_request, **kwargs):
         super().__init__(path, **kwargs)
-        self._validated_request = validated_request
+        self._sanitized_request = sanitized_request
 
     async def prepare(self, request):
-        return await super().prepare(self._validated_request)
+        return await super().prepare(self._sanitized_request)
+
+    @property
+    def etag(self):
+        return super().etag
+
+    @etag.setter
+    def etag(self, value):
+        pass
+
+    @property
+    def last_modified(self):
+        return None
+
+    @last_modified.setter
+    def last_modified(self, value):
+        pass
 
 
 def _write_and_hash(f, data: bytes, hasher) -> None:

@@ -213,21 +213,41 @@ class TokenIssuer:
         if self.chain[0].public_key().public_numbers() != self.key.public_key().public_numbers():
             raise RegistryError("auth.token.signingcert is not the certificate of auth.token.signingkey")
 
-    async def issue(self, request) -> dict:
-        service = request.query.get("service")
-        if service is not None and service != self.config.service:
-            raise errcodes.ApiError(errcodes.DENIED, detail=f"this endpoint issues tokens for {self.config.service!r}")
-        user = ""
+    async def issue_get(self, request) -> dict:
+        """``GET realm?service=..&scope=..`` with optional Basic credentials (docker's token flow)."""
+        credentials = None
         header = request.headers.get("Authorization")
         if header is not None:
             credentials = basic_credentials(header)
-            if credentials is None or not await self.htpasswd.check(*credentials):
-                raise errcodes.ApiError(errcodes.UNAUTHORIZED, detail="invalid username or password",
-                                        headers={"WWW-Authenticate": f'Basic realm="{self.config.realm}"'})
+            if credentials is None:
+                raise self.refused()
+        return await self.issue(credentials, request.query.getall("scope", []), request.query.get("service"))
+
+    async def issue_post(self, request) -> dict:
+        """``POST realm`` with an OAuth2 password grant form (containerd's first try)."""
+        form = await request.post()
+        if form.get("grant_type") != "password":
+            raise errcodes.ApiError(errcodes.UNSUPPORTED, detail="only grant_type=password is supported", status=400)
+        username, password = form.get("username"), form.get("password")
+        if not isinstance(username, str) or not isinstance(password, str):
+            raise self.refused()
+        return await self.issue((username, password), form.getall("scope", []), form.get("service"))
+
+    def refused(self) -> errcodes.ApiError:
+        return errcodes.ApiError(errcodes.UNAUTHORIZED, detail="invalid username or password",
+                                 headers={"WWW-Authenticate": f'Basic realm="{self.config.realm}"'})
+
+    async def issue(self, credentials: tuple[str, str] | None, scopes: list[str], service: str | None) -> dict:
+        if service is not None and service != self.config.service:
+            raise errcodes.ApiError(errcodes.DENIED, detail=f"this endpoint issues tokens for {self.config.service!r}")
+        user = ""
+        if credentials is not None:
+            if not await self.htpasswd.check(*credentials):
+                raise self.refused()
             user = credentials[0]
         granted = []
         if user:
-            for scope in " ".join(request.query.getall("scope", [])).split():
+            for scope in " ".join(scopes).split():
                 try:
                     granted.append(tokens.parse_scope(scope))
                 except tokens.TokenError as exc:
@@ -237,7 +257,8 @@ class TokenIssuer:
                                      access=granted, now=now, expiration=self.config.expiration)
         token = tokens.sign(claims, self.key, self.chain)
         issued = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-        return {"token": token, "access_token": token, "expires_in": self.config.expiration, "issued_at": issued}
+        return {"token": token, "access_token": token, "expires_in": self.config.expiration, "issued_at": issued,
+                "scope": " ".join(str(a) for a in granted)}
 
 
 def access_controller(config: Config):

@@ -166,6 +166,21 @@ def test_anonymous_token_grants_nothing(token_server):
     assert r.status_code == 401 and 'error="insufficient_scope"' in r.headers["WWW-Authenticate"]
 
 
+def test_token_endpoint_oauth_password_grant(token_server):
+    r = httpx.post(f"{token_server.url}/auth/token", data={
+        "grant_type": "password", "username": "alice", "password": USERS["alice"], "client_id": "test",
+        "service": "refregistry-test", "scope": "repository:tok/oauth:pull,push"})
+    assert r.status_code == 200 and r.json()["scope"] == "repository:tok/oauth:pull,push"
+    token = r.json()["access_token"]
+    r = httpx.post(f"{token_server.url}/v2/tok/oauth/blobs/uploads/", headers=bearer(token))
+    assert r.status_code == 202
+    r = httpx.post(f"{token_server.url}/auth/token", data={"grant_type": "password", "username": "alice",
+                                                            "password": "wrong", "service": "refregistry-test"})
+    assert r.status_code == 401
+    r = httpx.post(f"{token_server.url}/auth/token", data={"grant_type": "refresh_token", "refresh_token": "x"})
+    assert r.status_code == 400 and error_codes(r) == ["UNSUPPORTED"]
+
+
 def test_token_endpoint_refuses_bad_credentials(token_server):
     r = get_token(token_server, ["repository:tok/app:pull"], auth=("alice", "nope"))
     assert r.status_code == 401 and error_codes(r) == ["UNAUTHORIZED"]
