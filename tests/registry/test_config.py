@@ -118,3 +118,15 @@ def test_bad_configs_are_one_line_errors(text, message):
         parse_config(text, source="cfg.yml")
     assert message in str(info.value)
     assert "\n" not in str(info.value) and str(info.value).startswith("cfg.yml: ")
+
+
+@pytest.mark.parametrize("example", sorted((Path(__file__).parents[2] / "fixtures" / "registry").glob("*.yml")),
+                         ids=lambda p: p.name)
+def test_example_configs_parse(example):
+    config = parse_config(example.read_text(), source=str(example))
+    assert config.warnings == ()
+    assert config.rootdirectory == Path("/var/lib/refregistry")
+
+
+def test_there_are_example_configs():
+    assert len(list((Path(__file__).parents[2] / "fixtures" / "registry").glob("*.yml"))) == 3
