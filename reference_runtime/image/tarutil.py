@@ -194,8 +194,14 @@ class _Extractor:
         # deepest first, so setting a child's mtime does not bump its parent's afterwards
         for path, info in sorted(self.dirs, key=lambda d: d[0].count("/"), reverse=True):
             target = path or str(self.root)
+            try:
+                is_dir = stat.S_ISDIR(os.lstat(target).st_mode)
+            except FileNotFoundError:
+                is_dir = False
+            if not is_dir:
+                continue  # replaced by a later entry (maybe a symlink out of the root): not ours to touch
             self._own(target, info)
-            os.utime(target, ns=(int(info.mtime) * 10**9,) * 2)
+            os.utime(target, ns=(int(info.mtime) * 10**9,) * 2, follow_symlinks=False)
 
 
 def extract_layer(source: BinaryIO, root: Path) -> int:

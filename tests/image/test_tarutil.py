@@ -299,3 +299,26 @@ def test_commit_form_refuses_overlay_indirection(tmp_path, kind):
     with pytest.raises(StoreError, match=f"uses {kind}"):
         write_tree(upper, io.BytesIO(), overlay_whiteouts=True)
     write_tree(upper, io.BytesIO())  # export of a merged tree does not care
+
+
+@pytest.mark.parametrize("replacement", ["symlink", "file", "whiteout"])
+def test_replaced_directory_metadata_is_not_applied_through_the_replacement(tmp_path, replacement):
+    """A dir's mode/mtime are applied at the end; if a later entry replaced the dir by a symlink
+    to a host file, that must not chmod the host file."""
+    outside = tmp_path / "outside"
+    outside.write_text("host file")
+    os.chmod(outside, 0o600)
+    os.utime(outside, (1, 1))
+    later = {"symlink": ("a", "symlink", str(outside)), "file": ("a", "file", "x"), "whiteout": (".wh.a", "file")}
+    d = tarfile.TarInfo("a")
+    d.type, d.mode, d.mtime = tarfile.DIRTYPE, 0o777, 2_000_000_000
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(make_tar(later[replacement]))) as src, \
+            tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(d)  # the directory first, then the entry that replaces it
+        for m in src.getmembers():
+            tar.addfile(m, src.extractfile(m) if m.isreg() else None)
+    unpack_layer(io.BytesIO(out.getvalue()), tmp_path / "layer")
+    st_ = os.stat(outside)
+    assert stat.S_IMODE(st_.st_mode) == 0o600 and int(st_.st_mtime) == 1
+    assert not (tmp_path / "layer" / "a").is_dir()
