@@ -598,6 +598,8 @@ class ImageStore:
             archive.write_archive(out, images, self.blob_dir)
         except BrokenPipeError:
             raise StoreError("cannot write the archive: the output was closed") from None
+        except FileNotFoundError as exc:
+            raise StoreError(f"cannot save: {exc.filename} was removed while saving (a concurrent rmi?)") from None
 
     # ------------------------------------------------------------------ commit / import / export
 

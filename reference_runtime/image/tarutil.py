@@ -302,6 +302,8 @@ def write_tree(root: Path, out: BinaryIO, *, overlay_whiteouts: bool = False,
     except OSError as exc:
         raise StoreError(f"cannot archive {root}: {exc.strerror or exc}"
                          + (f": {exc.filename}" if exc.filename else "")) from None
+    except RecursionError:
+        raise StoreError(f"cannot archive {root}: directories nested too deeply") from None
 
 
 def _write_dir(tar: tarfile.TarFile, dirpath: str, prefix: str, links: dict, whiteouts: bool,
