@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,7 +184,7 @@ def _url_endpoint(config: pytest.Config) -> Endpoint:
     ca = config.getoption("registry_ca")
     user = config.getoption("registry_user")
     password = config.getoption("registry_password") or os.environ.get("CONFORMANCE_REGISTRY_PASSWORD")
-    verify = httpx.create_ssl_context(verify=ca) if ca else True
+    verify = ssl.create_default_context(cafile=ca) if ca else True
     try:
         probe = httpx.get(url + "/v2/", verify=verify, timeout=30)
     except httpx.HTTPError as exc:

@@ -189,3 +189,25 @@ def test_mount_from_an_unreadable_repository_is_not_done(registry_token, repo):
         assert head.status_code == 404, describe(head)
         got = bob.get(f"/v2/{bob_repo}/blobs/{d}")
         assert layer not in got.content, describe(got)
+
+
+@pytest.mark.spec("https://github.com/opencontainers/distribution-spec/blob/main/spec.md#workflow-categories",
+                  "no password or token ever appears in the registry's log")
+@pytest.mark.parametrize("kind", ["basic", "token"])
+def test_credentials_never_appear_in_the_log(request, repo, kind):
+    reg = request.getfixturevalue("registry_basic" if kind == "basic" else "registry_token")
+    if not reg.running:
+        pytest.skip("needs the registry's log (--registry-impl)")
+    if not reg.profile.has(f"{kind}-auth"):
+        pytest.skip(f"registry {reg.name} lacks capability {kind}-auth")
+    secrets = {reg.endpoint.password}
+    with reg.client() as c:
+        c.push_image(repo, "v1", label="logs")
+        with reg.client(password="wrong-" + reg.endpoint.password) as bad:
+            bad.get(f"/v2/{repo}/tags/list")
+        if kind == "token":
+            secrets |= set(c.auth.tokens.values())
+    log = reg.running.log_path.read_text(errors="replace")
+    leaked = [s[:12] + "..." for s in secrets if s and s in log]
+    assert not leaked, f"credentials in {reg.running.log_path}: {leaked}"
+    assert "wrong-" + reg.endpoint.password not in log
