@@ -31,6 +31,7 @@ log = logging.getLogger("refregistry")
 
 API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
 WRITE_BUFFER = 1 << 20
+MAX_SESSIONS = 10_000
 
 
 @dataclass
@@ -330,6 +331,10 @@ class Registry:
         digest_text = request.query.get("digest") if mount is None else None
         digest = self.blob_digest(digest_text) if digest_text is not None else None
         uuid = await self.blocking(self.storage.start_upload, r.name)
+        if len(self.sessions) >= MAX_SESSIONS:
+            # Abandoned sessions: forget their running hash (finishing one rehashes its file).
+            for idle in [u for u, s in self.sessions.items() if not s.lock.locked()]:
+                del self.sessions[idle]
         state = self.sessions[uuid] = UploadSession()
         if digest is None:
             return _empty(202, self.session_headers(r.name, uuid, 0))
@@ -401,19 +406,21 @@ class Registry:
         f = await self.blocking(open, path, "r+b")
         try:
             f.seek(start)
-            buffer = bytearray()
-            received = 0
+            pending: list[bytes] = []
+            pending_size = received = 0
             async for chunk in request.content.iter_any():
-                buffer += chunk
                 received += len(chunk)
                 if expected is not None and received > expected:
                     raise E.ApiError(E.RANGE_INVALID, detail="chunk is longer than its Content-Range",
                                      headers=self.session_headers(name, uuid, start))
-                if len(buffer) >= WRITE_BUFFER:
-                    await self.blocking(_write_and_hash, f, bytes(buffer), state.hasher)
-                    buffer.clear()
-            if buffer:
-                await self.blocking(_write_and_hash, f, bytes(buffer), state.hasher)
+                pending.append(chunk)
+                pending_size += len(chunk)
+                if pending_size >= WRITE_BUFFER:
+                    await self.blocking(_write_and_hash, f, b"".join(pending), state.hasher)
+                    pending.clear()
+                    pending_size = 0
+            if pending:
+                await self.blocking(_write_and_hash, f, b"".join(pending), state.hasher)
             if expected is not None and received != expected:
                 raise E.ApiError(E.RANGE_INVALID, detail="chunk is shorter than its Content-Range",
                                  headers=self.session_headers(name, uuid, start))

@@ -432,3 +432,22 @@ def test_parallel_pushes_of_shared_layers(client):
         assert r.headers["Docker-Content-Digest"] == digest == sha256(r.content)
         for layer in r.json()["layers"] + [r.json()["config"]]:
             assert sha256(client.get(f"/v2/parallel/{i % 4}/blobs/{layer['digest']}").content) == layer["digest"]
+
+
+def test_interrupted_chunk_leaves_the_session_as_it_was(client, plain):
+    import socket
+    import time
+
+    data = os.urandom(4000)
+    location = client.post("/v2/interrupted/blobs/uploads/").headers["Location"]
+    location = client.patch(location, content=data[:1000], headers={"Content-Range": "0-999"}).headers["Location"]
+    host, port = plain.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(f"PATCH {location} HTTP/1.1\r\nHost: {host}\r\nContent-Range: 1000-3999\r\n"
+                     f"Content-Length: 3000\r\n\r\n".encode() + data[1000:2000])
+        time.sleep(0.2)  # let the server take the partial body before the connection drops
+    # The next chunk waits for the dropped request to be rolled back (the session's lock).
+    r = client.patch(location, content=data[1000:], headers={"Content-Range": "1000-3999"})
+    assert r.status_code == 202 and r.headers["Range"] == "0-3999"
+    assert client.put(location, params={"digest": sha256(data)}).status_code == 201
+    assert client.get(f"/v2/interrupted/blobs/{sha256(data)}").content == data
