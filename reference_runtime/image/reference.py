@@ -33,8 +33,19 @@ _DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|{_IPV6})(?::[0-9]+
 _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 _NAME = rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*"
-_REFERENCE = re.compile(rf"^({_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?\Z", re.ASCII)
-_HEX64 = re.compile(r"\A[a-f0-9]{64}\Z")
+_REFERENCE_PATTERN = rf"^({_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?\Z"
+_compiled: list[re.Pattern] = []
+
+
+def _reference_re() -> re.Pattern:
+    """The compiled grammar, built on first use: resolving a stored tag does not need it."""
+    if not _compiled:
+        _compiled.append(re.compile(_REFERENCE_PATTERN, re.ASCII))
+    return _compiled[0]
+
+
+def _is_hex64(s: str) -> bool:
+    return len(s) == 64 and all(c in "0123456789abcdef" for c in s)
 
 
 class Reference:
@@ -107,12 +118,12 @@ def parse(ref: str, *, default_tag: bool = True) -> Reference:
     """
     if not isinstance(ref, str) or not ref:
         raise StoreError("invalid reference format")
-    if _HEX64.match(ref):
+    if _is_hex64(ref):
         raise StoreError(f"invalid repository name ({ref}), cannot specify 64-byte hexadecimal strings")
-    m = _REFERENCE.match(ref)
+    m = _reference_re().match(ref)
     if not m:
         # docker names the common mistake instead of the generic message
-        if _REFERENCE.match(ref.lower()):
+        if _reference_re().match(ref.lower()):
             raise StoreError("invalid reference format: repository name must be lowercase")
         raise StoreError("invalid reference format")
     raw_name, tag, digest = m.groups()

@@ -276,6 +276,15 @@ class ImageStore:
             if not is_hex:
                 raise StoreError("invalid reference format")
             return _by_prefix(images, hex_part), None
+        tags = index["tags"]
+        if ref in tags:
+            return tags[ref], ref
+        if "@" not in ref:
+            # the familiar forms of stored tags, matched without compiling the reference grammar
+            for tag, image_id in tags.items():
+                short = refs.familiar(tag)
+                if short == ref or (short.endswith(":latest") and short[:-7] == ref):
+                    return image_id, tag
         parsed = refs.parse(ref)
         if parsed.digest is not None:
             wanted = f"{parsed.name}@{parsed.digest}"

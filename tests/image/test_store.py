@@ -119,11 +119,14 @@ def test_resolve_path_imports_nothing_heavy(loaded):
     code = (
         "import sys\nfrom pathlib import Path\nfrom reference_runtime.image.store import ImageStore\n"
         f"s = ImageStore(Path({str(loaded.root)!r}))\nprint(s.layer_dirs(s.resolve({BASE!r}))[0].name)\n"
-        "print(sorted(m for m in ('tarfile', 'hashlib', 'shutil', 'tempfile', 'gzip') if m in sys.modules))\n"
+        "print(sorted(m for m in ('tarfile', 'hashlib', 'shutil', 'tempfile', 'gzip', 'dataclasses', 'typing')"
+        " if m in sys.modules))\n"
+        "from reference_runtime.image import reference\nprint(len(reference._compiled))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
     assert len(out[0]) == 64
     assert out[1] == "[]"
+    assert out[2] == "0"  # a stored tag resolves without compiling the reference grammar
 
 
 # ---------------------------------------------------------------- save
