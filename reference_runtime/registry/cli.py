@@ -56,10 +56,6 @@ def serve(config) -> None:
             ssl_context.load_cert_chain(config.tls_certificate, config.tls_key)
         except (OSError, ssl.SSLError) as exc:
             raise RegistryError(f"cannot load http.tls certificate/key: {getattr(exc, 'strerror', None) or exc}") from None
-    try:
-        import uvloop
-    except ImportError:
-        uvloop = None
     scheme = "https" if config.tls else "http"
 
     async def main():
@@ -80,11 +76,10 @@ def serve(config) -> None:
         finally:
             await runner.cleanup()
 
+    # The default asyncio loop, not uvloop: uvloop lacks loop.sendfile(), and
+    # aiohttp would then copy blobs through user space.
     try:
-        if uvloop is not None:
-            uvloop.run(main())
-        else:
-            asyncio.run(main())
+        asyncio.run(main())
     except (KeyboardInterrupt, SystemExit):
         pass
 
