@@ -36,129 +36,17 @@ import os
 from pathlib import Path
 
 from ..errors import StoreError
+from . import index as idx
 from . import reference as refs
+from .model import ZERO_TIME, Image, ImageUse, container_config  # noqa: F401  (re-exported)
 
 TYPE_CHECKING = False  # typing costs ~10 ms to import: only type checkers read these
 if TYPE_CHECKING:
     from typing import BinaryIO, Collection, Iterable, Mapping
 
-INDEX_VERSION = 1
-ZERO_TIME = "0001-01-01T00:00:00Z"
-
-
-
-class Image:
-    """One stored image (immutable). ``id`` is ``sha256:`` + sha256(config_bytes).
-
-    Fields: ``id``, ``config`` (the OCI image config as a dict),
-    ``config_bytes``, ``repo_tags``/``repo_digests`` (docker's familiar
-    form, ``busybox:latest``), ``diff_ids``, ``chain_ids`` (lowest first),
-    ``created`` (RFC 3339), ``size`` (the unpacked layers as docker counts
-    them), ``parent`` (committed/built images), ``layer_sizes``,
-    ``last_tag_time``. A plain class rather than a dataclass because
-    importing ``dataclasses`` alone costs more than ``resolve`` itself.
-    """
-
-    __slots__ = ("id", "config", "config_bytes", "repo_tags", "repo_digests", "diff_ids", "chain_ids",
-                 "created", "size", "parent", "layer_sizes", "last_tag_time")
-
-    def __init__(self, *, id: str, config: dict, config_bytes: bytes, repo_tags: list[str],
-                 repo_digests: list[str], diff_ids: list[str], chain_ids: list[str], created: str, size: int,
-                 parent: str = "", layer_sizes: list[int] | None = None, last_tag_time: str = ZERO_TIME):
-        values = dict(id=id, config=config, config_bytes=config_bytes, repo_tags=repo_tags,
-                      repo_digests=repo_digests, diff_ids=diff_ids, chain_ids=chain_ids, created=created,
-                      size=size, parent=parent, layer_sizes=layer_sizes if layer_sizes is not None else [],
-                      last_tag_time=last_tag_time)
-        for key, value in values.items():
-            object.__setattr__(self, key, value)
-
-    def __setattr__(self, key, value):
-        raise AttributeError("Image is immutable")
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Image) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
-
-    __hash__ = None  # type: ignore[assignment]  # mutable containers inside, like a frozen dataclass of lists
-
-    def __repr__(self) -> str:
-        return f"Image(id={self.id!r}, repo_tags={self.repo_tags!r})"
-
-    @property
-    def short_id(self) -> str:
-        return self.id.split(":", 1)[1][:12]
-
-    @property
-    def dangling(self) -> bool:
-        return not self.repo_tags
-
-    def inspect(self) -> dict:
-        """``docker image inspect``'s object for this image (docker's key names)."""
-        cfg = self.config
-        return {
-            "Id": self.id,
-            "RepoTags": list(self.repo_tags),
-            "RepoDigests": list(self.repo_digests),
-            "Parent": self.parent,
-            "Comment": cfg.get("comment", ""),
-            "Created": self.created,
-            "Container": cfg.get("container", ""),
-            "ContainerConfig": container_config(cfg.get("container_config")),
-            "DockerVersion": cfg.get("docker_version", ""),
-            "Author": cfg.get("author", ""),
-            "Config": container_config(cfg.get("config")),
-            "Architecture": cfg.get("architecture", ""),
-            **({"Variant": cfg["variant"]} if cfg.get("variant") else {}),
-            "Os": cfg.get("os", ""),
-            "Size": self.size,
-            "VirtualSize": self.size,
-            "RootFS": {"Type": (cfg.get("rootfs") or {}).get("type", "layers"), "Layers": list(self.diff_ids)},
-            "Metadata": {"LastTagTime": self.last_tag_time},
-        }
-
-
-_CONFIG_DEFAULTS = {
-    "Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
-    "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": None,
-    "Cmd": None, "Image": "", "Volumes": None, "WorkingDir": "", "Entrypoint": None,
-    "OnBuild": None, "Labels": None,
-}
-
-
-def container_config(section: dict | None) -> dict:
-    """An image's ``config`` section with the fields docker always shows filled in."""
-    out = dict(_CONFIG_DEFAULTS)
-    out.update(section or {})
-    return out
-
-
-class ImageUse:
-    """A container using an image, as ``remove``/``prune`` need to know it."""
-
-    __slots__ = ("container_id", "running")
-
-    def __init__(self, container_id: str, running: bool):
-        self.container_id, self.running = container_id, running
-
-    def __repr__(self) -> str:
-        return f"ImageUse({self.container_id!r}, {self.running!r})"
-
-
-if TYPE_CHECKING:
     #: What ``remove``/``prune`` accept as *in_use*: a collection of image IDs, or a
     #: mapping image ID -> iterable of ImageUse or (container_id, running) pairs.
     InUse = Mapping[str, Iterable[ImageUse | tuple[str, bool]]] | Collection[str]
-
-
-def _uses(in_use) -> dict[str, list[ImageUse]]:
-    if not in_use:
-        return {}
-    if hasattr(in_use, "items"):
-        return {k: [u if isinstance(u, ImageUse) else ImageUse(*u) for u in v] for k, v in in_use.items() if v}
-    return {k: [ImageUse("", False)] for k in in_use}
-
-
-def _short(digest: str) -> str:
-    return digest.split(":", 1)[-1][:12]
 
 
 def now_rfc3339() -> str:
@@ -238,12 +126,12 @@ class ImageStore:
         try:
             data = self.index_path.read_bytes()
         except FileNotFoundError:
-            return {"version": INDEX_VERSION, "images": {}, "tags": {}, "layers": {}}
+            return idx.empty()
         try:
             index = json.loads(data)
         except ValueError:
             raise StoreError(f"image index {self.index_path} is corrupt; restore it or remove {self.root}") from None
-        if index.get("version") != INDEX_VERSION:
+        if index.get("version") != idx.VERSION:
             raise StoreError(f"image index {self.index_path} has unknown version {index.get('version')!r}")
         return index
 
@@ -252,7 +140,7 @@ class ImageStore:
         try:
             config_bytes = (self.blob_dir / image_id[7:]).read_bytes()
         except FileNotFoundError:
-            raise StoreError(f"image {_short(image_id)} is damaged: its config blob is missing") from None
+            raise StoreError(f"image {idx.short(image_id)} is damaged: its config blob is missing") from None
         config = json.loads(config_bytes)
         layers = index["layers"]
         sizes = [layers.get(c, {}).get("size", 0) for c in entry["chain_ids"]]
@@ -265,46 +153,11 @@ class ImageStore:
             layer_sizes=sizes, last_tag_time=entry.get("last_tag_time", ZERO_TIME),
         )
 
-    @staticmethod
-    def _find(index: dict, ref: str) -> tuple[str | None, str | None]:
-        """(image ID, the normalised tag/digest ref if *ref* named one) or (None, None)."""
-        images = index["images"]
-        ref_l = ref
-        hex_part = ref_l[7:] if ref_l.startswith("sha256:") else ref_l
-        is_hex = bool(hex_part) and len(hex_part) <= 64 and all(c in "0123456789abcdef" for c in hex_part)
-        if ref_l.startswith("sha256:") or (is_hex and len(hex_part) == 64):
-            if not is_hex:
-                raise StoreError("invalid reference format")
-            return _by_prefix(images, hex_part), None
-        tags = index["tags"]
-        if ref in tags:
-            return tags[ref], ref
-        if "@" not in ref:
-            # the familiar forms of stored tags, matched without compiling the reference grammar
-            for tag, image_id in tags.items():
-                short = refs.familiar(tag)
-                if short == ref or (short.endswith(":latest") and short[:-7] == ref):
-                    return image_id, tag
-        parsed = refs.parse(ref)
-        if parsed.digest is not None:
-            wanted = f"{parsed.name}@{parsed.digest}"
-            for image_id, entry in images.items():
-                if not entry.get("held") and wanted in entry["repo_digests"]:
-                    return image_id, wanted
-        else:
-            key = str(parsed)
-            image_id = index["tags"].get(key)
-            if image_id is not None:
-                return image_id, key
-        if is_hex:
-            return _by_prefix(images, hex_part), None
-        return None, None
-
     def resolve(self, ref: str) -> Image:
         """The image *ref* names: ``name[:tag]``, ``name@sha256:...``, or a full/short ID."""
         for attempt in (1, 2):
             index = self._read_index()
-            image_id, _ = self._find(index, ref)
+            image_id, _ = idx.find(index, ref)
             if image_id is None:
                 raise StoreError(f"No such image: {ref}")
             try:
@@ -338,10 +191,7 @@ class ImageStore:
         (the builder's intermediate steps) are listed only with *all*.
         """
         index = self._read_index()
-        images = {i: e for i, e in index["images"].items() if not e.get("held")}
-        parents = {e.get("parent") for e in images.values()}
-        out = [self._image(index, i) for i, e in images.items()
-               if all or e["repo_tags"] or e["repo_digests"] or i not in parents]
+        out = [self._image(index, i) for i in idx.listed(index, all=all)]
         out.sort(key=lambda im: (im.created, im.id), reverse=True)
         return out
 
@@ -361,7 +211,7 @@ class ImageStore:
         for loaded images).
         """
         index = self._read_index()
-        image_id, _ = self._find(index, ref)
+        image_id, _ = idx.find(index, ref)
         if image_id is None:
             raise StoreError(f"No such image: {ref}")
         image = self._image(index, image_id)
@@ -477,36 +327,14 @@ class ImageStore:
         _fsync_dir(self.blob_dir)
         _fsync_dir(self.layer_dir)
 
-    def _add_image(self, index: dict, config_bytes: bytes, config: dict, *, parent: str = "") -> str:
+    @staticmethod
+    def _add_image(index: dict, config_bytes: bytes, config: dict, *, parent: str = "") -> str:
         from .digest import chain_ids, digest_bytes
 
         image_id = digest_bytes(config_bytes)
         diff_ids = list(config["rootfs"]["diff_ids"])
-        entry = index["images"].get(image_id)
-        if entry is None or entry.get("held"):
-            index["images"][image_id] = {
-                "repo_tags": [], "repo_digests": [], "diff_ids": diff_ids, "chain_ids": chain_ids(diff_ids),
-                "parent": parent, "last_tag_time": ZERO_TIME,
-            }
-        elif parent and not entry.get("parent"):
-            entry["parent"] = parent
+        idx.add_image(index, image_id, diff_ids, chain_ids(diff_ids), parent=parent)
         return image_id
-
-    @staticmethod
-    def _set_tag(index: dict, tag: str, image_id: str, *, when: str | None = None) -> str | None:
-        """Point *tag* (normalised) at *image_id*; returns the ID it was taken from, if another."""
-        old = index["tags"].get(tag)
-        if old == image_id:
-            return None
-        if old is not None and old in index["images"]:
-            index["images"][old]["repo_tags"].remove(tag)
-        index["tags"][tag] = image_id
-        entry = index["images"][image_id]
-        entry["repo_tags"].append(tag)
-        entry["repo_tags"].sort()
-        if when:
-            entry["last_tag_time"] = when
-        return old
 
     def _stage_blob(self, staged: _Staged, data: bytes) -> str:
         from .digest import digest_bytes
@@ -565,7 +393,7 @@ class ImageStore:
                     if not image.tags:
                         lines.append(f"Loaded image ID: {image_id}")
                     for tag in image.tags:
-                        old = self._set_tag(index, tag, image_id)
+                        old = idx.set_tag(index, tag, image_id)
                         if old is not None:
                             lines.append(f"The image {refs.familiar(tag)} already exists, renaming the old one "
                                          f"with ID {old} to empty string")
@@ -592,7 +420,7 @@ class ImageStore:
                     for t in tags:
                         _append_unique(selected.setdefault(index["tags"][t], []), t)
                     continue
-            image_id, key = self._find(index, ref)
+            image_id, key = idx.find(index, ref)
             if image_id is None:
                 raise StoreError(f"No such image: {ref}")
             lst = selected.setdefault(image_id, [])
@@ -702,15 +530,14 @@ class ImageStore:
             image_id = self._add_image(index, config_bytes, new_config,
                                        parent=parent if parent is not None else (base.id if base else ""))
             if tag:
-                self._set_tag(index, tag, image_id, when=now_rfc3339())
+                idx.set_tag(index, tag, image_id, when=now_rfc3339())
             self._write_index(index)
             return self._image(index, image_id)
 
     def children(self, image_id: str) -> list[Image]:
         """Images whose recorded parent is *image_id* (the classic builder's cache candidates)."""
         index = self._read_index()
-        return [self._image(index, i) for i, e in sorted(index["images"].items())
-                if e.get("parent") == image_id and not e.get("held")]
+        return [self._image(index, i) for i in idx.children(index, image_id)]
 
     def import_tar(self, source: BinaryIO, ref: str | None, *, changes: dict | None = None,
                    message: str = "", created: str | None = None) -> Image:
@@ -739,7 +566,7 @@ class ImageStore:
                 self._install(index, staged, {chain: diff_id})
                 image_id = self._add_image(index, config_bytes, new_config)
                 if tag:
-                    self._set_tag(index, tag, image_id, when=now_rfc3339())
+                    idx.set_tag(index, tag, image_id, when=now_rfc3339())
                 self._write_index(index)
                 return self._image(index, image_id)
 
@@ -759,11 +586,10 @@ class ImageStore:
         key = refs.normalise_tag(target)
         with self._locked():
             index = self._read_index()
-            image_id, _ = self._find(index, source)
+            image_id, _ = idx.find(index, source)
             if image_id is None:
                 raise StoreError(f"No such image: {source}")
-            self._set_tag(index, key, image_id, when=now_rfc3339())
-            index["images"][image_id]["last_tag_time"] = now_rfc3339()
+            idx.set_tag(index, key, image_id, when=now_rfc3339())
             self._write_index(index)
 
     def remove(self, ref: str, *, force: bool = False, in_use: InUse | None = None,
@@ -778,20 +604,20 @@ class ImageStore:
         *prune* (docker's default; ``--no-prune`` turns it off) also removes
         untagged parents.
         """
-        uses = _uses(in_use)
-        trash: list[Path] = []
+        uses = idx.normalise_uses(in_use)
+        out = idx.Removal()
         doomed: list[Path] = []
         try:
             with self._locked():
                 index = self._read_index()
                 if in_use is not None:
-                    self._collect_held(index, uses, trash)
-                records = self._remove_locked(index, ref, force, prune, uses, trash, [])
+                    idx.collect_held(index, uses, out)
+                idx.remove(index, ref, force=force, prune=prune, uses=uses, out=out)
                 self._write_index(index)
-                doomed = self._discard(trash)
+                doomed = self._discard(out.doomed)
         finally:
             self._empty_trash(doomed)
-        return records
+        return out.records
 
     def prune(self, *, dangling_only: bool = True, in_use: InUse = frozenset()) -> list[str]:
         """``docker image prune [-a]``: the "untagged: ..."/"deleted: ..." lines."""
@@ -799,190 +625,30 @@ class ImageStore:
 
     def prune_report(self, *, dangling_only: bool = True, in_use: InUse = frozenset()) -> tuple[list[str], int]:
         """Like :meth:`prune`, plus the bytes reclaimed (for "Total reclaimed space")."""
-        uses = _uses(in_use)
-        trash: list[Path] = []
+        uses = idx.normalise_uses(in_use)
+        out = idx.Removal()
         doomed: list[Path] = []
-        released: list[int] = []
-        lines: list[str] = []
         try:
             with self._locked():
                 index = self._read_index()
-                self._collect_held(index, uses, trash, released)
-                images = {i: e for i, e in index["images"].items() if not e.get("held")}
-                parents = {e.get("parent") for e in images.values()}
-                top = []
-
-                def depth(image_id: str) -> int:
-                    n = 0
-                    while n < 1000 and image_id in images and images[image_id].get("parent"):
-                        image_id, n = images[image_id]["parent"], n + 1
-                    return n
-
-                # children first, so a parent is still there to be pruned with its last child
-                for image_id, entry in sorted(images.items(), key=lambda kv: (-depth(kv[0]), kv[0])):
-                    has_refs = bool(entry["repo_tags"] or entry["repo_digests"])
-                    if image_id in parents and (dangling_only or not has_refs):
-                        continue  # an intermediate image goes with its child
-                    if image_id in uses:
-                        continue
-                    top.append(image_id)
-                for image_id in top:
-                    entry = index["images"].get(image_id)
-                    if entry is None or entry.get("held"):
-                        continue
-                    targets = list(entry["repo_tags"]) + list(entry["repo_digests"])
-                    if targets and dangling_only and entry["repo_tags"]:
-                        continue
-                    if not targets:
-                        targets = [image_id]
-                    for target in targets:
-                        saved = json.loads(json.dumps(index))
-                        marks = len(trash), len(released)
-                        try:
-                            records = self._remove_locked(index, target, False, True, uses, trash, released)
-                        except StoreError:
-                            index.clear()
-                            index.update(saved)
-                            del trash[marks[0]:], released[marks[1]:]
-                            break  # a conflict: docker skips the image quietly
-                        lines += [r[0].lower() + r[1:] for r in records]
+                lines = idx.prune(index, dangling_only=dangling_only, uses=uses, out=out)
                 self._write_index(index)
-                doomed = self._discard(trash)
+                doomed = self._discard(out.doomed)
         finally:
             self._empty_trash(doomed)
-        return lines, sum(released)
+        return lines, sum(out.released)
 
-    def _remove_locked(self, index: dict, ref: str, force: bool, prune: bool, uses: dict[str, list[ImageUse]],
-                       trash: list[Path], released: list[int]) -> list[str]:
-        image_id, key = self._find(index, ref)
-        if image_id is None or index["images"][image_id].get("held"):
-            raise StoreError(f"No such image: {ref}")
-        records: list[str] = []
-        entry = index["images"][image_id]
-        removed_repo_ref = False
-        if key is not None:
-            repo_refs = entry["repo_tags"] + entry["repo_digests"]
-            users = uses.get(image_id)
-            if not force and _is_single_reference(entry) and users:
-                raise StoreError(f'conflict: unable to remove repository reference "{ref}" (must force) - '
-                                 f"container {users[0].container_id[:12]} is using its referenced image "
-                                 f"{_short(image_id)}")
-            self._untag(index, image_id, key)
-            records.append(f"Untagged: {refs.familiar(key)}")
-            if "@" not in key:
-                name = refs.parse(key).name
-                if not any(refs.parse(t).name == name for t in entry["repo_tags"]):
-                    for d in [d for d in entry["repo_digests"] if d.split("@")[0] == name]:
-                        self._untag(index, image_id, d)
-                        records.append(f"Untagged: {refs.familiar(d)}")
-            if entry["repo_tags"] or entry["repo_digests"]:
-                return records
-            removed_repo_ref = True
-            del repo_refs
-        elif _is_single_reference(entry):
-            conflict = self._conflict(index, image_id, force, uses, ignore_refs=True)
-            if conflict is not None:
-                raise StoreError(conflict[0])
-            for r in list(entry["repo_tags"]) + list(entry["repo_digests"]):
-                self._untag(index, image_id, r)
-                records.append(f"Untagged: {refs.familiar(r)}")
-        self._delete(index, image_id, records, force, prune, removed_repo_ref, uses, trash, released)
-        return records
+    def _discard(self, objects: list[tuple[str, str]]) -> list[Path]:
+        """After the index no longer names them: unlink blobs, move layer dirs aside (fast, under the lock).
 
-    def _conflict(self, index: dict, image_id: str, force: bool, uses: dict[str, list[ImageUse]],
-                  *, ignore_refs: bool = False) -> tuple[str, bool] | None:
-        """docker's delete conflicts in its order: (message, used by a container) or None."""
-        short = _short(image_id)
-
-        def msg(hard: bool, text: str) -> str:
-            return f"conflict: unable to delete {short} ({'cannot be forced' if hard else 'must be forced'}) - {text}"
-
-        if any(e.get("parent") == image_id and not e.get("held") for e in index["images"].values()):
-            return msg(True, "image has dependent child images"), False
-        users = uses.get(image_id, [])
-        running = [u for u in users if u.running]
-        if running:
-            return msg(True, f"image is being used by running container {running[0].container_id[:12]}"), True
-        if force:
-            return None
-        entry = index["images"][image_id]
-        if not ignore_refs and (entry["repo_tags"] or entry["repo_digests"]):
-            return msg(False, "image is referenced in multiple repositories"), False
-        if users:
-            who = users[0].container_id[:12]
-            return msg(False, f"image is being used by stopped container {who}" if who
-                       else "image is being used by a stopped container"), True
-        return None
-
-    def _delete(self, index: dict, image_id: str, records: list[str], force: bool, prune: bool, quiet: bool,
-                uses: dict[str, list[ImageUse]], trash: list[Path], released: list[int]) -> None:
-        conflict = self._conflict(index, image_id, force, uses)
-        entry = index["images"][image_id]
-        if conflict is not None:
-            # docker's imageIsDangling: no references and no children
-            dangling = not entry["repo_tags"] and not entry["repo_digests"] and not any(
-                e.get("parent") == image_id and not e.get("held") for e in index["images"].values())
-            if quiet and (not dangling or conflict[1]):
-                return
-            raise StoreError(conflict[0])
-        parent = entry.get("parent", "")
-        for r in list(entry["repo_tags"]) + list(entry["repo_digests"]):
-            self._untag(index, image_id, r)
-            records.append(f"Untagged: {refs.familiar(r)}")
-        if image_id in uses:
-            entry["held"] = True  # a stopped container still needs the layers
-            records.append(f"Deleted: {image_id}")
-        else:
-            del index["images"][image_id]
-            records.append(f"Deleted: {image_id}")
-            self._release(index, entry, trash, released, records)
-            trash.append(self.blob_dir / image_id[7:])
-        if not prune or not parent or parent not in index["images"] or index["images"][parent].get("held"):
-            return
-        self._delete(index, parent, records, False, True, True, uses, trash, released)
-
-    def _release(self, index: dict, entry: dict, trash: list[Path], released: list[int],
-                 records: list[str] | None) -> None:
-        """Drop the layers and layer blobs of a deleted image that no other image needs (top first).
-
-        The paths go to *trash*: they are discarded only once the new index is written.
+        Returns the moved layer dirs, to be deleted once the lock is released.
         """
-        used_chains = {c for e in index["images"].values() for c in e["chain_ids"]}
-        used_diffs = {d for e in index["images"].values() for d in e["diff_ids"]}
-        for chain in reversed(entry["chain_ids"]):
-            if chain in used_chains or chain not in index["layers"]:
-                continue
-            layer = index["layers"].pop(chain)
-            released.append(layer.get("size", 0))
-            if records is not None:
-                records.append(f"Deleted: {chain}")
-            trash.append(self.layer_dir / chain[7:])
-        for diff_id in sorted(set(entry["diff_ids"]) - used_diffs):
-            trash.append(self.blob_dir / diff_id[7:])
-
-    def _collect_held(self, index: dict, uses: dict, trash: list[Path], released: list[int] | None = None) -> None:
-        for image_id, entry in list(index["images"].items()):
-            if entry.get("held") and image_id not in uses:
-                del index["images"][image_id]
-                self._release(index, entry, trash, released if released is not None else [], None)
-                trash.append(self.blob_dir / image_id[7:])
-
-    @staticmethod
-    def _untag(index: dict, image_id: str, key: str) -> None:
-        entry = index["images"][image_id]
-        if "@" in key:
-            entry["repo_digests"].remove(key)
-        else:
-            entry["repo_tags"].remove(key)
-            index["tags"].pop(key, None)
-
-    def _discard(self, paths: list[Path]) -> list[Path]:
-        """After the index no longer names them: unlink blobs, move layer dirs aside (fast, under the lock)."""
         import tempfile
 
         doomed = []
-        for path in paths:
-            if path.is_dir() and not path.is_symlink():
+        for kind, digest in objects:
+            path = (self.layer_dir if kind == "layer" else self.blob_dir) / digest[7:]
+            if kind == "layer" and path.is_dir() and not path.is_symlink():
                 self.tmp_dir.mkdir(parents=True, exist_ok=True)
                 dest = Path(tempfile.mkdtemp(prefix=f"trash-{os.getpid()}-", dir=self.tmp_dir))
                 os.rename(path, dest / "layer")
@@ -1008,24 +674,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _by_prefix(images: dict, hex_prefix: str) -> str | None:
-    """The one non-held image whose ID starts with *hex_prefix* (None if none or ambiguous)."""
-    found = [i for i, e in images.items() if i[7:].startswith(hex_prefix) and not e.get("held")]
-    return found[0] if len(found) == 1 else None
-
-
-def _is_single_reference(entry: dict) -> bool:
-    """docker's isSingleReference: one tag, or all references in one repository with at most one tag."""
-    tags, digests = entry["repo_tags"], entry["repo_digests"]
-    if len(tags) + len(digests) <= 1:
-        return len(tags) + len(digests) == 1
-    if len(tags) > 1:
-        return False
-    canonical = {d.split("@")[0] for d in digests}
-    single = refs.parse(tags[0]).name if tags else digests[0].split("@")[0]
-    return len(canonical) == 1 and single in canonical
 
 
 def _append_unique(lst: list[str], item: str) -> None:
