@@ -13,8 +13,10 @@ writes them. :class:`RunningRegistry` owns one process and its temp dir.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -57,6 +59,19 @@ def registry_config(addr: str, root: Path, *, delete: bool = True, tls: tuple[Pa
     elif token:
         config["auth"] = {"token": token}
     return config
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the harness dies, even by SIGKILL.
+
+    A registry outliving a killed pytest would hold its port and temp dir
+    forever; prctl(PR_SET_PDEATHSIG) has no Python wrapper, hence ctypes.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
@@ -164,7 +179,7 @@ def _start(profile: RegistryProfile, kind: str, directory: Path, wait: float) ->
         with open(log_path, "ab") as log:
             process = subprocess.Popen(profile.command("serve", config_path), stdout=log, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, cwd=directory, env={**os.environ, **profile.env},
-                                       start_new_session=True)
+                                       start_new_session=True, preexec_fn=_die_with_parent)
         running = RunningRegistry(profile, kind, directory, config_path, endpoint, process, log_path, ca, token_server)
         if _wait_ready(running, wait):
             return running
