@@ -272,21 +272,21 @@ class Builder:
         return config
 
     def _probe(self, state: StageState, created_by: str) -> bool:
+        """moby's probeCache: the newest child of the current image made by the same step."""
         if self.options.no_cache:
             return False
-        config = self._next_config(state)
+        parent = state.image_id
+        want = ck.cache_key(parent, created_by, {"config": self._next_config(state), "author": state.author})
         base_history = len((state.image.config.get("history") if state.image else None) or [])
         base_diffs = list(state.image.diff_ids) if state.image else []
         best: Image | None = None
-        for child in self.store.children(state.image_id):
+        for child in self.store.children(parent):
             history = child.config.get("history") or []
-            if len(history) != base_history + 1 or history[-1].get("created_by") != created_by:
+            if len(history) != base_history + 1 or child.diff_ids[:len(base_diffs)] != base_diffs:
                 continue
-            if child.config.get("config") != config or (child.config.get("author") or "") != state.author:
-                continue
-            if child.diff_ids[:len(base_diffs)] != base_diffs:
-                continue
-            if best is None or child.created > best.created:
+            have = ck.cache_key(child.parent, history[-1].get("created_by", ""),
+                                {"config": child.config.get("config"), "author": child.config.get("author") or ""})
+            if have == want and (best is None or child.created > best.created):
                 best = child
         if best is None:
             return False
