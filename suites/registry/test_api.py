@@ -25,6 +25,7 @@ def test_api_version_header(registry):
 
 
 @pytest.mark.spec(API_VERSION_CHECK, "the 401 of an auth-enabled registry also carries Docker-Distribution-API-Version")
+@pytest.mark.requires("basic-auth")
 def test_api_version_header_on_401(registry_basic):
     with registry_basic.client(anonymous=True) as c:
         r = c.get("/v2/")

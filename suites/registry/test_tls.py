@@ -25,10 +25,12 @@ def _handshake(host: str, port: int, context: ssl.SSLContext, server_hostname: s
 
 
 @pytest.fixture
-def tls_registry(registry_basic):
-    if not registry_basic.url.startswith("https://") or not registry_basic.endpoint.ca:
+def tls_registry(registry, request):
+    """The main registry if it is served over https (a --registry URL), else the suite's TLS configuration."""
+    reg = registry if registry.url.startswith("https://") else request.getfixturevalue("registry_basic")
+    if not reg.url.startswith("https://") or not reg.endpoint.ca:
         pytest.skip("needs an https registry and its CA (--registry-ca, or --registry-impl)")
-    return registry_basic
+    return reg
 
 
 @pytest.mark.spec(TLS, "served over TLS with the configured certificate: a client trusting its CA connects")
