@@ -37,7 +37,7 @@ from pathlib import Path
 
 from ..errors import StoreError
 from . import index as idx
-from . import reference as refs
+from . import reference as reflib
 from .model import ZERO_TIME, Image, ImageUse, container_config  # noqa: F401  (re-exported)
 
 TYPE_CHECKING = False  # typing costs ~10 ms to import: only type checkers read these
@@ -146,8 +146,8 @@ class ImageStore:
         sizes = [layers.get(c, {}).get("size", 0) for c in entry["chain_ids"]]
         return Image(
             id=image_id, config=config, config_bytes=config_bytes,
-            repo_tags=[refs.familiar(t) for t in entry["repo_tags"]],
-            repo_digests=[refs.familiar(d) for d in entry["repo_digests"]],
+            repo_tags=[reflib.familiar(t) for t in entry["repo_tags"]],
+            repo_digests=[reflib.familiar(d) for d in entry["repo_digests"]],
             diff_ids=list(entry["diff_ids"]), chain_ids=list(entry["chain_ids"]),
             created=config.get("created", ""), size=sum(sizes), parent=entry.get("parent", ""),
             layer_sizes=sizes, last_tag_time=entry.get("last_tag_time", ZERO_TIME),
@@ -233,7 +233,7 @@ class ImageStore:
             if entry is None:
                 break
             row["id"] = current
-            row["tags"] = [refs.familiar(t) for t in entry["repo_tags"]]
+            row["tags"] = [reflib.familiar(t) for t in entry["repo_tags"]]
             current = entry.get("parent", "")
             if not current:
                 break
@@ -395,27 +395,27 @@ class ImageStore:
                     for tag in image.tags:
                         old = idx.set_tag(index, tag, image_id)
                         if old is not None:
-                            lines.append(f"The image {refs.familiar(tag)} already exists, renaming the old one "
+                            lines.append(f"The image {reflib.familiar(tag)} already exists, renaming the old one "
                                          f"with ID {old} to empty string")
-                        lines.append(f"Loaded image: {refs.familiar(tag)}")
+                        lines.append(f"Loaded image: {reflib.familiar(tag)}")
                 self._write_index(index)
         return lines
 
-    def save(self, refs_: list[str], out: BinaryIO) -> None:
-        """Write *refs_* as one tar: docker's manifest.json + repositories and an OCI image layout."""
+    def save(self, refs: list[str], out: BinaryIO) -> None:
+        """Write *refs* as one tar: docker's manifest.json + repositories and an OCI image layout."""
         from . import archive
 
         index = self._read_index()
         selected: dict[str, list[str]] = {}  # image id -> tags to record (normalised)
-        for ref in refs_:
+        for ref in refs:
             parsed = None
             try:
-                parsed = refs.parse(ref, default_tag=False)
+                parsed = reflib.parse(ref, default_tag=False)
             except StoreError:
                 pass
             if parsed is not None and parsed.tag is None and parsed.digest is None:
                 # a bare repository name saves every tag of it, as docker does
-                tags = sorted(t for t in index["tags"] if refs.parse(t).name == parsed.name)
+                tags = sorted(t for t in index["tags"] if reflib.parse(t).name == parsed.name)
                 if tags:
                     for t in tags:
                         _append_unique(selected.setdefault(index["tags"][t], []), t)
@@ -453,7 +453,7 @@ class ImageStore:
         """
         from .tarutil import write_tree
 
-        tag = refs.normalise_tag(ref) if ref else None
+        tag = reflib.normalise_tag(ref) if ref else None
         with self._staging() as staged:
             tar_path = None
             if upper_dir is not None:
@@ -472,7 +472,7 @@ class ImageStore:
         (``.wh.`` whiteouts): for a builder that writes COPY/ADD layers itself."""
         from . import archive
 
-        tag = refs.normalise_tag(ref) if ref else None
+        tag = reflib.normalise_tag(ref) if ref else None
         with self._staging() as staged:
             tar_path = None
             if layer is not None:
@@ -546,7 +546,7 @@ class ImageStore:
         from .digest import chain_ids
 
         created = created or now_rfc3339()
-        tag = refs.normalise_tag(ref) if ref else None
+        tag = reflib.normalise_tag(ref) if ref else None
         with self._staging() as staged:
             tar_path = Path(self._new_file(staged))
             diff_id = archive.decompress_to(source, tar_path)
@@ -583,7 +583,7 @@ class ImageStore:
 
     def tag(self, source: str, target: str) -> None:
         """Point the tag *target* at the image *source* names (``docker tag``)."""
-        key = refs.normalise_tag(target)
+        key = reflib.normalise_tag(target)
         with self._locked():
             index = self._read_index()
             image_id, _ = idx.find(index, source)
