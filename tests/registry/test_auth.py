@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from conformance import pki
 from conformance.htpasswd import write_htpasswd
 
-from .conftest import Pusher, error_codes, sha256, start_server, stop_server
+from refregistry_testlib import Pusher, error_codes, sha256, start_server, stop_server
 
 USERS = {"alice": "wonderland-Secret-1", "bob": "builder-Secret-2"}
 

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from .conftest import REFREGISTRY
+from refregistry_testlib import REFREGISTRY
 
 
 def run(*args, timeout=60):

@@ -9,7 +9,7 @@ import time
 import httpx
 import yaml
 
-from .conftest import OCI_MANIFEST, Pusher, sha256, start_server, stop_server
+from refregistry_testlib import OCI_MANIFEST, Pusher, sha256, start_server, stop_server
 
 
 def stored_objects_match_their_digests(root) -> int:

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from .conftest import OCI_INDEX, OCI_MANIFEST, REFREGISTRY, Pusher, sha256
+from refregistry_testlib import OCI_INDEX, OCI_MANIFEST, REFREGISTRY, Pusher, sha256
 
 HOUR = 3600
 

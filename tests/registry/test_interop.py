@@ -10,7 +10,7 @@ import pytest
 from conformance import pki, testimage
 from conformance.htpasswd import write_htpasswd
 
-from .conftest import start_server, stop_server
+from refregistry_testlib import start_server, stop_server
 
 pytestmark = pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed")
 USER, PASSWORD = "pusher", "interop-Secret-9"

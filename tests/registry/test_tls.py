@@ -8,7 +8,7 @@ import pytest
 
 from conformance import pki
 
-from .conftest import start_server, stop_server
+from refregistry_testlib import start_server, stop_server
 
 
 @pytest.fixture(scope="module")
