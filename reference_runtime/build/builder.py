@@ -254,6 +254,9 @@ class Builder:
             raise BuildError(message) from None
         except RefError as exc:
             raise BuildError(f"Dockerfile line {ins.line}: {exc}") from None
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            raise BuildError(f"Dockerfile line {ins.line}: {ins.keyword} failed: {exc.strerror or exc}{where}") from None
 
     def _config_step(self, state: StageState, comment: str) -> None:
         """A step that only changes the config: probe the cache, else commit an empty layer."""

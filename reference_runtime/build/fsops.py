@@ -224,7 +224,11 @@ def copy_tree(tree, source, rootfs: str, dest_dir: str, owner: tuple[int, int], 
     prefix = len(source.name) + 1 if source.name else 0
     for path, rel, st in tree.walk(source):
         inner = rel[prefix:]
-        host = secure_join(rootfs, os.path.join(dest_dir, inner))
+        target = os.path.join(dest_dir, inner)
+        host = secure_join(rootfs, target)
+        if not os.path.isdir(os.path.dirname(host)):
+            # a parent left out by .dockerignore but holding a re-included path
+            mkdir_all(rootfs, os.path.dirname(target), owner)
         copy_entry(path, st, host, owner, chmod, dirs)
     finish_dirs(dirs)
 
