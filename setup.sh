@@ -26,6 +26,9 @@ if [[ ! -x .venv/bin/python ]]; then
     python3 -m venv .venv
 fi
 .venv/bin/pip install -q --disable-pip-version-check -e ".[dev]"
+# refengine starts a fresh interpreter per command: without bytecode on disk
+# (PYTHONDONTWRITEBYTECODE is set on some machines) every start recompiles.
+.venv/bin/python -m compileall -q conformance reference_runtime >/dev/null
 
 if [[ "${1:-}" == "--install-only" ]]; then
     exit 0
