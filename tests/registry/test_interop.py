@@ -1,9 +1,12 @@
 """Real clients against refregistry: skopeo pushes the offline test image over
 TLS with htpasswd and with token auth, and pulls it back with the same digests."""
 import json
+import os
 import shutil
 import socket
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -101,3 +104,71 @@ def test_skopeo_without_credentials_is_refused(secured, archives):
                              remote(secured, "interop/busybox:base")], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "unauthorized" in result.stderr.lower() or "authentication required" in result.stderr.lower()
+
+
+DOCKER = "/usr/bin/docker"
+CONTAINERS_CONF = Path(__file__).parents[2] / "fixtures" / "engines" / "podman-containers.conf"
+
+
+def docker_available() -> bool:
+    return Path(DOCKER).exists() and subprocess.run([DOCKER, "info"], capture_output=True,
+                                                     timeout=60).returncode == 0
+
+
+@pytest.fixture
+def docker_trusts(secured):
+    """dockerd reads /etc/docker/certs.d/HOST:PORT/ca.crt per registry; this one is ours alone."""
+    if not docker_available():
+        pytest.skip("dockerd is not running")
+    directory = Path("/etc/docker/certs.d") / secured.url.removeprefix("https://")
+    directory.mkdir(parents=True)
+    try:
+        shutil.copy(secured.certs / "ca.crt", directory / "ca.crt")
+        yield
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.mark.parametrize("secured", ["htpasswd"], indirect=True)
+def test_docker_push_then_podman_and_skopeo_pull(secured, archives, docker_trusts, tmp_path):
+    images, docker_tar, _oci_tar = archives
+    base = images["base"]
+    host = secured.url.removeprefix("https://")
+    ref = f"{host}/interop/busybox:docker"
+    env = {**os.environ, "DOCKER_CONFIG": str(tmp_path / "docker-config")}  # credentials stay in tmp_path
+
+    def docker(*args, input=None):
+        result = subprocess.run([DOCKER, *args], capture_output=True, text=True, timeout=300, env=env, input=input)
+        assert result.returncode == 0, result.stderr
+        return result
+
+    docker("load", "-i", str(docker_tar))
+    docker("tag", base.id, ref)
+    try:
+        docker("login", "--username", USER, "--password-stdin", host, input=PASSWORD)
+        pushed = docker("push", ref).stdout
+        digest = pushed.split("digest: ", 1)[1].split()[0]
+    finally:
+        subprocess.run([DOCKER, "rmi", ref], capture_output=True, timeout=120, env=env)
+    inspected = json.loads(skopeo("inspect", "--cert-dir", str(secured.certs), "--creds", f"{USER}:{PASSWORD}",
+                                  f"docker://{ref}").stdout)
+    assert inspected["Digest"] == digest
+    raw_config = skopeo("inspect", "--config", "--raw", "--cert-dir", str(secured.certs), "--creds",
+                        f"{USER}:{PASSWORD}", f"docker://{ref}").stdout
+    assert testimage.sha256(raw_config.encode()) == base.id
+
+    root = Path(tempfile.mkdtemp(prefix="rr-podman-"))  # podman wants a short runroot
+    podman = ["podman", "--root", str(root / "root"), "--runroot", str(root / "run"), "--storage-driver", "vfs"]
+    podman_env = {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
+    try:
+        result = subprocess.run([*podman, "pull", "--cert-dir", str(secured.certs), "--creds", f"{USER}:{PASSWORD}",
+                                 ref], capture_output=True, text=True, timeout=300, env=podman_env)
+        assert result.returncode == 0, result.stderr
+        result = subprocess.run([*podman, "image", "inspect", ref], capture_output=True, text=True, timeout=120,
+                                env=podman_env)
+        assert result.returncode == 0, result.stderr
+        image = json.loads(result.stdout)[0]
+        assert "sha256:" + image["Id"] == base.id and image["Digest"] == digest
+    finally:
+        subprocess.run([*podman, "rmi", "--all", "--force"], capture_output=True, timeout=120, env=podman_env)
+        shutil.rmtree(root, ignore_errors=True)
