@@ -1,6 +1,8 @@
 """Bearer tokens as distribution 2.8 accepts them: JWTs signed RS256/ES256
 (and their 384/512 siblings) whose header carries ``x5c``, a certificate
-chain that leads to a certificate of ``auth.token.rootcertbundle``; claims
+chain that leads to a certificate of ``auth.token.rootcertbundle`` (or, as
+libtrust allows, a ``jwk`` or ``kid`` naming the key of such a certificate by
+its libtrust key ID, as token servers like docker_auth send); claims
 ``iss``, ``aud``, ``exp``, ``nbf`` and ``access`` (distribution's token spec,
 docs/spec/auth/jwt.md). Also scopes (``repository:NAME:pull,push``) and the
 tokens refregistry's own endpoint issues. No I/O: keys and certificates come in
@@ -12,6 +14,7 @@ Access(type='repository', name='library/busybox', actions=('pull', 'push'))
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -109,6 +112,39 @@ def issue_claims(*, issuer: str, service: str, subject: str, access: list[Access
     }
 
 
+def key_id(public_key) -> str:
+    """libtrust's key ID: SHA-256 of the DER SubjectPublicKeyInfo, 240 bits, base32 in groups of 4."""
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    encoded = base64.b32encode(hashlib.sha256(der).digest()[:30]).decode().rstrip("=")
+    return ":".join(encoded[i:i + 4] for i in range(0, len(encoded), 4))
+
+
+def _jwk_public_key(jwk) -> object:
+    """An EC or RSA public key from a JSON Web Key (RFC 7517)."""
+    if not isinstance(jwk, dict):
+        raise TokenError("token jwk header is not an object")
+    try:
+        if jwk.get("kty") == "EC":
+            curve = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1, "P-521": ec.SECP521R1}[jwk["crv"]]()
+            x, y = (int.from_bytes(_b64decode(jwk[c]), "big") for c in ("x", "y"))
+            return ec.EllipticCurvePublicNumbers(x, y, curve).public_key()
+        if jwk.get("kty") == "RSA":
+            n, e = (int.from_bytes(_b64decode(jwk[c]), "big") for c in ("n", "e"))
+            return rsa.RSAPublicNumbers(e, n).public_key()
+    except (KeyError, TypeError, ValueError):
+        raise TokenError("token jwk header is not a valid key") from None
+    raise TokenError("token jwk header has an unsupported key type")
+
+
+def _trusted_key(header: dict, roots: list[x509.Certificate]):
+    """The key of a root certificate that ``jwk`` or ``kid`` names (libtrust key IDs)."""
+    trusted = {key_id(root.public_key()): root.public_key() for root in roots}
+    wanted = key_id(_jwk_public_key(header["jwk"])) if "jwk" in header else header.get("kid")
+    if not isinstance(wanted, str) or wanted not in trusted:
+        raise TokenError("token signed by an untrusted key")
+    return trusted[wanted]
+
+
 def _verify_signature(public_key, alg: str, signing_input: bytes, signature: bytes) -> None:
     hash_ = _HASHES[alg[2:]]()
     try:
@@ -168,14 +204,20 @@ def verify(token: str, *, roots: list[x509.Certificate], issuer: str, service: s
     if alg not in ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512"):
         raise TokenError(f"unsupported token algorithm {alg!r}")
     x5c = header.get("x5c")
-    if not isinstance(x5c, list) or not x5c or not all(isinstance(c, str) for c in x5c):
-        raise TokenError("token header lacks an x5c certificate chain")
-    try:
-        chain = [x509.load_der_x509_certificate(base64.b64decode(c, validate=True)) for c in x5c]
-    except ValueError:
-        raise TokenError("token x5c holds an invalid certificate") from None
-    _verify_chain(chain, roots, now)
-    _verify_signature(chain[0].public_key(), alg, f"{parts[0]}.{parts[1]}".encode(), _b64decode(parts[2]))
+    if x5c is not None:
+        if not isinstance(x5c, list) or not x5c or not all(isinstance(c, str) for c in x5c):
+            raise TokenError("token x5c header is not a certificate chain")
+        try:
+            chain = [x509.load_der_x509_certificate(base64.b64decode(c, validate=True)) for c in x5c]
+        except ValueError:
+            raise TokenError("token x5c holds an invalid certificate") from None
+        _verify_chain(chain, roots, now)
+        signing_key = chain[0].public_key()
+    elif "jwk" in header or "kid" in header:
+        signing_key = _trusted_key(header, roots)
+    else:
+        raise TokenError("token header names no signing key (x5c, jwk or kid)")
+    _verify_signature(signing_key, alg, f"{parts[0]}.{parts[1]}".encode(), _b64decode(parts[2]))
     if claims.get("iss") != issuer:
         raise TokenError("token issuer is not trusted")
     audience = claims.get("aud")

@@ -117,7 +117,9 @@ def test_expired_certificate(ca):
                                            (base64.urlsafe_b64encode(b'{"alg":"none"}').decode().rstrip("=")
                                             + ".e30.", "algorithm"),
                                            (base64.urlsafe_b64encode(b'{"alg":"ES256"}').decode().rstrip("=")
-                                            + ".e30.", "x5c")])
+                                            + ".e30.", "names no signing key"),
+                                           (base64.urlsafe_b64encode(b'{"alg":"ES256","x5c":"x"}').decode()
+                                            .rstrip("=") + ".e30.", "x5c")])
 def test_malformed_tokens(ca, token, message):
     with pytest.raises(TokenError, match=message):
         verify(token, roots=[ca.cert], issuer="iss", service="svc", now=NOW)
@@ -130,3 +132,36 @@ def test_scopes():
     for bad in ("repository", "repository:a", ":a:pull"):
         with pytest.raises(TokenError):
             parse_scope(bad)
+
+
+def test_libtrust_key_id_matches_docker():
+    """A public key and the kid dockerd's libtrust wrote for it (/etc/docker/key.json)."""
+    jwk = {"kty": "EC", "crv": "P-256", "x": "G0CL2l9wtTZ_x6gTDfrc0fMjo_46GEldZJaJ1ZIrmNQ",
+           "y": "lPs8ZE5HD10PSb_qhfq9vo0Yn-JIEntugz8I0pyUHmw"}
+    assert tokens.key_id(tokens._jwk_public_key(jwk)) == "SEPW:YB5V:YC52:ZMN6:DDBP:LDES:MFBX:ILGO:QQS5:YXLB:25MV:GM4L"
+
+
+def _header_token(key, header: dict, body: dict) -> str:
+    """A JWT with a chosen header, signed ES256 without refregistry's signer."""
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
+    signing_input = f"{enc(header)}.{enc(body)}"
+    r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+    return signing_input + "." + base64.urlsafe_b64encode(r.to_bytes(32, "big") + s.to_bytes(32, "big")).rstrip(b"=").decode()
+
+
+def test_kid_and_jwk_of_a_root_key(ca):
+    root_kid = tokens.key_id(ca.cert.public_key())
+    numbers = ca.key.public_key().public_numbers()
+    b64 = lambda n: base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode()
+    jwk = {"kty": "EC", "crv": "P-256", "x": b64(numbers.x), "y": b64(numbers.y)}
+    for header in ({"alg": "ES256", "kid": root_kid}, {"alg": "ES256", "jwk": jwk}):
+        assert verify(_header_token(ca.key, header, claims()), roots=[ca.cert], issuer="iss", service="svc", now=NOW)
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    with pytest.raises(TokenError, match="untrusted key"):
+        verify(_header_token(stranger, {"alg": "ES256", "kid": tokens.key_id(stranger.public_key())}, claims()),
+               roots=[ca.cert], issuer="iss", service="svc", now=NOW)
+    with pytest.raises(TokenError, match="signature"):
+        verify(_header_token(stranger, {"alg": "ES256", "kid": root_kid}, claims()),
+               roots=[ca.cert], issuer="iss", service="svc", now=NOW)
