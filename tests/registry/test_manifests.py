@@ -2,6 +2,7 @@
 import json
 
 import pytest
+from hypothesis import given, strategies as st
 
 from reference_runtime.registry.manifests import (DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, ManifestError,
                                                   accepts, parse_manifest, referrer_descriptor)
@@ -81,3 +82,27 @@ def test_invalid_manifests(data, content_type, message):
                                        (["text/plain"], False)])
 def test_accept(accept, ok):
     assert accepts(accept, OCI_MANIFEST) is ok
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                    lambda children: st.lists(children, max_size=4) | st.dictionaries(
+                        st.sampled_from(["mediaType", "schemaVersion", "config", "layers", "manifests", "digest",
+                                         "size", "subject", "annotations", "artifactType", "urls", "x"]),
+                        children, max_size=6), max_leaves=20)
+
+
+@given(JSON, st.sampled_from([None, OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, "text/plain"]))
+def test_any_json_is_a_manifest_or_a_manifest_error(value, content_type):
+    """Bad input is a ManifestError (400 MANIFEST_INVALID), never another exception (500)."""
+    try:
+        parse_manifest(json.dumps(value).encode(), content_type)
+    except ManifestError:
+        pass
+
+
+@given(st.binary(max_size=64))
+def test_any_bytes_are_a_manifest_or_a_manifest_error(data):
+    try:
+        parse_manifest(data, OCI_MANIFEST)
+    except ManifestError:
+        pass
