@@ -511,15 +511,13 @@ class Builder:
         self._copy(state, ins, "ADD")
 
     def _copy(self, state: StageState, ins: Instruction, keyword: str) -> None:
-        from . import fsops
-
         env = state.expand_env()
         words = [self._expand(ins, w, env) for w in ins.args]
         raw_sources, dest = words[:-1], words[-1]
         chown = ins.flag("chown")
         chown = self._expand(ins, chown, env) if chown else None
         chmod_text = ins.flag("chmod")
-        chmod = fsops.parse_chmod(chmod_text) if chmod_text else None
+        chmod = _parse_chmod(chmod_text) if chmod_text else None
         workdir = state.config.get("WorkingDir") or "/"
         dest_path = dest if dest.startswith("/") else os.path.join(workdir, dest)
         dest_is_dir = dest.endswith("/") or dest.endswith("/.") or dest in (".", "")
@@ -541,6 +539,8 @@ class Builder:
             created_by = ck.nop_copy(state.shell, comment)
             if self._probe(state, created_by):
                 return
+            from . import fsops  # only on a miss: ctypes and the mount code cost milliseconds
+
             snap = fsops.Snapshot(self.work_root, self._layers(state))
             try:
                 owner = fsops.resolve_chown(snap.merged, chown) if chown else (0, 0)
@@ -562,8 +562,6 @@ class Builder:
 
     def _sources(self, state, ins, keyword, raw_sources, views, downloads):
         """[(tree, source)] for COPY/ADD, and the ADD sources to unpack."""
-        from . import fsops
-
         archives: set[int] = set()
         ref = ins.flag("from") if keyword == "COPY" else None
         if ref is not None:
@@ -572,6 +570,8 @@ class Builder:
             if index is not None and index not in self.stage_images:
                 raise BuildError(f"COPY --from={ref}: stage {ref} was not built before this one")
             lowers = [str(d) for d in reversed(self.store.layer_dirs(image))] if image else []
+            from . import fsops
+
             view = fsops.Snapshot(self.work_root, lowers, prefix="from")
             views.append(view)
             tree = FileTree(view.merged, None, HashCache(None))
@@ -580,6 +580,8 @@ class Builder:
         sources: list[tuple[FileTree, Source]] = []
         for raw in raw_sources:
             if keyword == "ADD" and _is_url(raw):
+                from . import fsops
+
                 directory = os.path.join(self.work_root, f"dl-{os.getpid()}-{os.urandom(6).hex()}")
                 os.makedirs(directory)
                 downloads.append(directory)
@@ -589,7 +591,7 @@ class Builder:
                 sources.append((FileTree(directory, None, HashCache(None)), Source(final, name, False)))
                 continue
             for source in tree.resolve(raw, keyword):
-                if keyword == "ADD" and not source.is_dir and fsops.is_archive(source.path):
+                if keyword == "ADD" and not source.is_dir and _is_archive(source.path):
                     archives.add(len(sources))
                 sources.append((tree, source))
         self._archives = {id(sources[i][1]) for i in archives}
@@ -609,6 +611,18 @@ class Builder:
         if dest.endswith("/") or fsops.is_dir_in(rootfs, dest):
             target = os.path.join(dest, os.path.basename(source.name or source.path))
         fsops.copy_file(source.path, st, rootfs, target, owner or (0, 0), chmod)
+
+
+def _is_archive(path: str) -> bool:
+    from .fsops import is_archive
+
+    return is_archive(path)
+
+
+def _parse_chmod(text: str) -> int:
+    from .fsops import parse_chmod
+
+    return parse_chmod(text)
 
 
 def _is_url(text: str) -> bool:

@@ -74,6 +74,11 @@ def main(argv: list[str], root_path: str) -> int:
         return 125
     from ..engine.flags import parse_command
 
+    if "--help" in rest or "-h" in rest:
+        flags, _, _, _, usage = _SPECS[command]
+        sys.stdout.write(f"Usage:  refengine {command} [OPTIONS] {usage}\n\nOptions:\n"
+                         + "".join(f"  {f.label}\n" for f in flags))
+        return 0
     try:
         parsed = parse_command(command, rest)
     except RefError as exc:
@@ -175,7 +180,12 @@ def cmd_build(root_path: str, p) -> int:
         builder = Builder(store, state_dir, ctx, df, options, progress)
         image = builder.build()
         for tag in tags:
-            store.tag(image.id, tag)
+            try:
+                current = store.resolve(tag).id
+            except StoreError:
+                current = None
+            if current != image.id:  # an unchanged tag costs no index write (and no fsync)
+                store.tag(image.id, tag)
         ctx.tree.hashes.save()
     finally:
         ctx.cleanup()
@@ -197,10 +207,6 @@ def _clean_stale(tmp) -> None:
         names = os.listdir(tmp)
     except FileNotFoundError:
         return
-    from pathlib import Path
-
-    from ..image.tarutil import remove_tree
-
     for name in names:
         parts = name.split("-")
         pid = parts[1] if len(parts) > 2 else ""
@@ -213,6 +219,10 @@ def _clean_stale(tmp) -> None:
             pass
         except PermissionError:
             continue
+        from pathlib import Path
+
+        from ..image.tarutil import remove_tree
+
         remove_tree(Path(tmp) / name)
 
 

@@ -15,8 +15,6 @@ import json
 import os
 import re
 import stat
-import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +56,8 @@ class HashCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # drop entries of files that are gone, so the cache does not grow without bound
         live = {p: v for p, v in self.entries.items() if os.path.exists(p)}
+        import tempfile
+
         fd, tmp = tempfile.mkstemp(prefix=".hashes.", dir=self.path.parent)
         with os.fdopen(fd, "w") as f:
             json.dump(live, f)
@@ -71,6 +71,38 @@ class Source:
     path: str          # host path (inside the context or a mounted image)
     name: str          # context-relative name
     is_dir: bool
+
+
+def scoped_join(root: str, path: str) -> str:
+    """``root/path`` with every symlink resolved as if *root* were ``/`` (the runtime's
+    secure_join, repeated here because importing it loads ctypes, which a cached
+    rebuild does not otherwise need)."""
+    parts = [p for p in path.split("/") if p and p != "."]
+    resolved: list[str] = []
+    links = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = os.path.join(root, *resolved, part)
+        try:
+            st = os.lstat(candidate)
+        except (FileNotFoundError, NotADirectoryError):
+            resolved.append(part)
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            links += 1
+            if links > 40:
+                raise BuildError(f"too many levels of symbolic links in {path}")
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            parts = [p for p in target.split("/") if p and p != "."] + parts
+            continue
+        resolved.append(part)
+    return os.path.join(root, *resolved)
 
 
 def glob_regex(pattern: str) -> re.Pattern:
@@ -121,9 +153,7 @@ class FileTree:
 
     def scoped(self, rel: str) -> str:
         """Host path of *rel*, symlinks resolved as if the tree's root were ``/``."""
-        from ..engine.rootfs import secure_join
-
-        return secure_join(self.root, rel)
+        return scoped_join(self.root, rel)
 
     def resolve(self, source: str, what: str) -> list[Source]:
         """The sources *source* (a context path, maybe a wildcard) names, sorted."""
@@ -246,6 +276,8 @@ def _read_text(path: str, what: str) -> str:
 
 def _untar_context(stream, target: str) -> None:
     """A context tar (plain or compressed) into *target*; nothing may land outside it."""
+    import tarfile
+
     try:
         with tarfile.open(fileobj=stream, mode="r|*") as tar:
             for member in tar:
@@ -256,7 +288,9 @@ def _untar_context(stream, target: str) -> None:
         raise BuildError(f"the build context on stdin is not a usable tar archive: {exc}") from None
 
 
-def _context_filter(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
+def _context_filter(member, path: str):
+    import tarfile
+
     # data_filter refuses absolute names, '..' and links leaving the context; owners are
     # kept out (the CLI sends 0:0) and modes kept as they are, unlike data_filter's.
     try:
@@ -271,6 +305,8 @@ def load_context(where: str, dockerfile: str | None, state_dir: Path, stdin=None
     hashes = HashCache(state_dir / "hashes.json")
     tmpdir = None
     if where == "-":
+        import tempfile
+
         tmpdir = tempfile.mkdtemp(prefix=f"ctx-{os.getpid()}-", dir=_tmp(state_dir))
         data = stdin.read() if stdin is not None else b""
         root = os.path.join(tmpdir, "context")
