@@ -44,10 +44,10 @@ def _report_dir(config: pytest.Config) -> Path:
 
 def _subject_option(config: pytest.Config) -> str | None:
     """The subject named on the command line, for the JUnit file name."""
-    for opt in ("engine", "engine_profile", "registry"):
+    for opt in ("engine", "engine_profile", "registry", "registry_impl", "registry_profile"):
         value = getattr(config.option, opt, None)
         if value:
-            return Path(value).stem if opt == "engine_profile" else value
+            return Path(value).stem if opt.endswith("_profile") else value
     return None
 
 
