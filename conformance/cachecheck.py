@@ -198,20 +198,40 @@ def read_saved_image(archive: bytes) -> SavedImage:
         raise ObservationError(f"not a docker-format save archive: {exc}") from None
 
 
-def observe(saved: SavedImage, image_id: str, base_history: int, n_steps: int,
+def misaligned(instructions: list[str], history: list[dict]) -> list[str]:
+    """Steps whose history entry does not look like their instruction: a RUN's entry
+    is the command (no ``#(nop)``), any other instruction's names its keyword."""
+    problems = []
+    for i, (text, entry) in enumerate(zip(instructions, history)):
+        keyword = text.split(None, 1)[0].upper()
+        created_by = str(entry.get("created_by", ""))
+        if keyword == "RUN" and "#(nop)" in created_by:
+            problems.append(f"step {i} ({text[:40]}) has the history entry of a non-RUN step: {created_by[:80]}")
+        elif keyword != "RUN" and keyword not in created_by.upper():
+            problems.append(f"step {i} ({text[:40]}) has the history entry {created_by[:80]!r}")
+    return problems
+
+
+def observe(saved: SavedImage, image_id: str, base_history: int, instructions: list[str],
             proof_dir: str, proof_of_step: dict[int, str], output: str | None = None) -> BuildObservation:
     """The steps of a built image from its saved config and layers.
 
     ``base_history``: history entries the FROM image brought; the next
-    ``n_steps`` entries are the Dockerfile's steps (an engine may add more
-    after them, e.g. for ``--label``). ``proof_of_step``: step index -> the
-    proof file that step writes under ``proof_dir``.
+    ``len(instructions)`` entries are the Dockerfile's steps (an engine may add
+    more after them, e.g. for ``--label``), each checked to look like its
+    instruction. ``proof_of_step``: step index -> the proof file that step
+    writes under ``proof_dir``.
     """
+    n_steps = len(instructions)
     history = saved.config_json.get("history") or []
     mine = history[base_history:base_history + n_steps]
     if len(mine) != n_steps:
         raise ObservationError(f"image {image_id} has {len(history)} history entries; expected at least "
                                f"{base_history} from the base plus {n_steps} steps")
+    problems = misaligned(instructions, mine)
+    if problems:
+        raise ObservationError(f"image {image_id}: history entries do not line up with the Dockerfile's steps: "
+                               + "; ".join(problems))
     files = saved.files(proof_dir)
     steps = []
     for i, entry in enumerate(mine):

@@ -123,7 +123,7 @@ class Builds:
         proofs = {i: m.group(1) for i, s in enumerate(steps)
                   if s.upper().startswith("RUN ") and (m := _PROOF_RE.search(s))}
         saved_image = read_saved_image(saved.stdout)
-        observation = observe(saved_image, image_id, self.base_history, len(steps), PROOF_DIR,
+        observation = observe(saved_image, image_id, self.base_history, steps, PROOF_DIR,
                               {i: PROOF_PREFIX + p for i, p in proofs.items()}, output=result.stdout)
         return Built(ref, text, result, image_id, saved_image, observation)
 

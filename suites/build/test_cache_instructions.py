@@ -29,6 +29,11 @@ def test_unchanged_rebuild_reuses_every_step(builds):
     second = builds.build(ctx)
     builds.assert_rebuilt_from(first, second, None)
     assert second.proofs() == first.proofs()
+    # the proofs read from the saved layers are what a container of the image sees
+    script = 'for f in /tmp/proof.*; do printf "%s %s\\n" "${f#/tmp/proof.}" "$(cat "$f")"; done'
+    shown = builds.engine.run(["--rm", second.ref, "sh", "-c", script])
+    assert shown.ok, str(shown)
+    assert dict(line.split(" ", 1) for line in shown.stdout.splitlines()) == second.proofs()
 
 
 @pytest.mark.spec(f"{CACHE}#how-does-the-build-cache-work", "--no-cache: no step is taken from the cache")

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 
 from conformance import testimage
 from conformance.cachecheck import (BuildObservation, ObservationError, Step, expected_rebuilt,
-                                    first_changed_step, observe, progress_hits, read_saved_image,
+                                    first_changed_step, misaligned, observe, progress_hits, read_saved_image,
                                     rebuilt_steps, verdict)
 from conformance.strategies_build import CacheCase, cache_cases
 
@@ -191,13 +191,22 @@ def test_observe_reads_history_and_proofs_from_a_save_archive():
     assert saved.config == images["base"].config or saved.config in {i.config for i in images.images}
     assert saved.files("data/") == {"data/seed.txt": testimage.SEED_TEXT}
     config = json.loads(saved.config)
-    observation = observe(saved, "sha256:x", 0, 1, "data", {0: "seed.txt"})
+    observation = observe(saved, "sha256:x", 0, ["RUN make-seed"], "data", {0: "seed.txt"})
     assert observation.steps == (Step(config["history"][0]["created_by"], testimage.CREATED,
                                       testimage.SEED_TEXT.decode().strip()),)
     with pytest.raises(ObservationError, match="history entries"):
-        observe(saved, "sha256:x", 1, 1, "data", {})
+        observe(saved, "sha256:x", 1, ["RUN make-seed"], "data", {})
     with pytest.raises(ObservationError, match="should have written"):
-        observe(saved, "sha256:x", 0, 1, "data", {0: "missing"})
+        observe(saved, "sha256:x", 0, ["RUN make-seed"], "data", {0: "missing"})
+    with pytest.raises(ObservationError, match="do not line up"):
+        observe(saved, "sha256:x", 0, ["LABEL a=b"], "data", {})
+
+
+def test_misaligned_history_is_named():
+    history = [{"created_by": "/bin/sh -c #(nop)  LABEL a=b"}, {"created_by": "/bin/sh -c echo hi"},
+               {"created_by": "|1 V=2 /bin/sh -c echo hi"}, {"created_by": "/bin/sh -c #(nop) COPY file:abc in /x"}]
+    assert misaligned(["LABEL a=b", "RUN echo hi", "RUN echo hi", "COPY x /x"], history) == []
+    assert len(misaligned(["RUN echo hi", "LABEL a=b"], history[:2])) == 2
 
 
 def test_read_saved_image_rejects_what_is_not_a_save_archive():
