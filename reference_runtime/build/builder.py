@@ -486,13 +486,18 @@ class Builder:
         cid = os.urandom(32).hex()
         self.out.line(f" ---> Running in {cid[:12]}")
         fd = self.out.fd
+        volumes = self._volume_copies(state)
         try:
             result = runstep.run(self.work_root, self._layers(state), cmd, env + run_env,
                                  user=state.config.get("User") or "", workdir=state.config.get("WorkingDir") or "",
-                                 container_id=cid, output_fd=fd)
+                                 container_id=cid, output_fd=fd, volumes=volumes)
         finally:
             if self.out.quiet:
                 os.close(fd)
+            if volumes:
+                import shutil
+
+                shutil.rmtree(os.path.dirname(next(iter(volumes.values()))), ignore_errors=True)
         try:
             if result.status != 0:
                 shown = " ".join(cmd) if not ins.json else ck.go_quote_list(cmd)
@@ -503,6 +508,32 @@ class Builder:
             result.close()
         self.out.line(f"Removing intermediate container {cid[:12]}")
         self.out.line(f" ---> {_short(state.image_id)}")
+
+    def _volume_copies(self, state: StageState) -> dict[str, str]:
+        """The image's VOLUMEs for a RUN: throwaway copies of what the image holds there, so
+        that, as with docker's anonymous volumes, changes under them stay out of the layer."""
+        paths = sorted((state.config.get("Volumes") or {}).keys())
+        if not paths:
+            return {}
+        import tempfile
+
+        from . import fsops
+
+        base = tempfile.mkdtemp(prefix=f"vol-{os.getpid()}-", dir=self.work_root)
+        out: dict[str, str] = {}
+        view = fsops.Snapshot(self.work_root, self._layers(state), prefix="view")
+        try:
+            for i, path in enumerate(paths):
+                target = os.path.join(base, str(i))
+                source = fsops.secure_join(view.merged, path)
+                if os.path.isdir(source):
+                    fsops.clone_tree(source, target)
+                else:
+                    os.mkdir(target, 0o755)
+                out[os.path.normpath(path)] = target
+        finally:
+            view.close()
+        return out
 
     def _do_copy(self, state: StageState, ins: Instruction) -> None:
         self._copy(state, ins, "COPY")

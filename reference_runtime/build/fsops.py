@@ -244,6 +244,19 @@ def copy_file(src: str, st: os.stat_result, rootfs: str, dest: str, owner: tuple
     finish_dirs(dirs)
 
 
+def clone_tree(source: str, target: str) -> None:
+    """A copy of the directory *source* at *target* with modes, owners and times."""
+    import shutil
+
+    shutil.copytree(source, target, symlinks=True, copy_function=shutil.copy2)
+    for directory, dirs, files in os.walk(source):
+        rel = os.path.relpath(directory, source)
+        for name in [".", *dirs, *files] if rel == "." else [*dirs, *files]:
+            src = os.path.normpath(os.path.join(directory, name))
+            st = os.lstat(src)
+            os.chown(os.path.normpath(os.path.join(target, rel, name)), st.st_uid, st.st_gid, follow_symlinks=False)
+
+
 def is_dir_in(rootfs: str, path: str) -> bool:
     return os.path.isdir(secure_join(rootfs, path))
 

@@ -54,8 +54,12 @@ def _resolv() -> str:
 
 
 def run(work_root: str, layers: list[str], argv: list[str], env: list[str], *, user: str, workdir: str,
-        container_id: str, output_fd: int) -> RunResult:
-    """Run *argv* on *layers* (top first); the result holds the exit status and the upper dir."""
+        container_id: str, output_fd: int, volumes: dict[str, str] | None = None) -> RunResult:
+    """Run *argv* on *layers* (top first); the result holds the exit status and the upper dir.
+
+    *volumes*: container path -> host directory bind-mounted there (the image's VOLUMEs:
+    what RUN writes under them is not part of the layer, as with docker).
+    """
     directory = tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=work_root)
     try:
         for sub in ("upper", "work", "merged", "init/proc", "init/sys", "init/dev", "init/etc"):
@@ -80,7 +84,10 @@ def run(work_root: str, layers: list[str], argv: list[str], env: list[str], *, u
             "netns": None, "net": "private", "uts": True, "hostname": hostname,
             "merged": os.path.join(directory, "merged"), "upper": os.path.join(directory, "upper"),
             "work": os.path.join(directory, "work"), "lowers": [os.path.join(directory, "init"), *layers],
-            "etc": {n: os.path.join(directory, n) for n in files}, "mounts": [], "root": work_root,
+            "etc": {n: os.path.join(directory, n) for n in files},
+            "mounts": [{"Type": "bind", "Source": src, "Destination": dst, "RW": True}
+                       for dst, src in sorted((volumes or {}).items())],
+            "root": work_root,
             "cgroup": None, "env": env_map, "user": user or "0", "workdir": workdir,
             "caps": process.capability_mask([], []), "argv": list(argv), "init": False,
         }

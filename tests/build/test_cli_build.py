@@ -293,3 +293,12 @@ ONBUILD LABEL triggered=yes
     refengine.build(child, "-t", "run:child")
     child_config = refengine.inspect("run:child")["Config"]
     assert child_config["Labels"]["triggered"] == "yes" and not child_config["OnBuild"]
+
+
+def test_run_changes_under_a_volume_stay_out_of_the_layer(refengine, tmp_path):
+    ctx = write(tmp_path, {"Dockerfile": "FROM localhost/conformance/busybox:volume\n"
+                                         "RUN cat /data/seed.txt > /seen && echo x > /data/new\n"})
+    refengine.build(ctx, "-t", "run:volume")
+    files = refengine.files("run:volume")
+    assert files["seen"][1] == b"seeded from the image\n"  # the volume holds the image's content
+    assert "data/new" not in files
