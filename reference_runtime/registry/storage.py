@@ -198,8 +198,9 @@ class Storage:
         directory = self.layout.upload_dir(name, uuid)
         directory.mkdir(parents=True)
         self.layout.upload_data(name, uuid).touch()
+        # Informational only (nothing trusts it after a crash), so no fsync.
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        atomic_write(self.layout.upload_startedat(name, uuid), stamp.encode())
+        self.layout.upload_startedat(name, uuid).write_text(stamp)
         return uuid
 
     def upload_size(self, name: str, uuid: str) -> int:
