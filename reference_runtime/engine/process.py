@@ -209,6 +209,10 @@ def run_init(argv: list[str], env: dict, err_fd: int) -> None:
 
 def container_main(plan: dict, err_fd: int) -> None:
     """Everything between clone and exec, in the new namespaces. Never returns."""
+    # The supervisor's fds (status pipe, the CLI's lock) must not live on in
+    # an init that never execs: keep only stdio and the error pipe.
+    os.closerange(3, err_fd)
+    os.closerange(err_fd + 1, 65536)
     try:
         sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
         if plan.get("cgroup") is not None:

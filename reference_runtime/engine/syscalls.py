@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
-import signal
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_SIGCHLD = 17  # the exit signal a raw clone must ask for to be wait()able
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
@@ -44,7 +43,7 @@ PR_SET_NO_NEW_PRIVS = 38
 _SYS = {
     "x86_64": {"clone": 56, "pivot_root": 155, "setns": 308, "capset": 126},
     "aarch64": {"clone": 220, "pivot_root": 41, "setns": 268, "capset": 91},
-}[platform.machine()]
+}[os.uname().machine]
 
 
 def _check(result: int, what: str) -> int:
@@ -62,7 +61,7 @@ def clone(flags: int) -> int:
     the caller can reap it and a parent-death signal refers to the caller.
     The child must only make syscalls and exec (no threads, no glibc pid cache).
     """
-    return _check(_libc.syscall(_SYS["clone"], flags | signal.SIGCHLD, 0, 0, 0, 0), "clone")
+    return _check(_libc.syscall(_SYS["clone"], flags | _SIGCHLD, 0, 0, 0, 0), "clone")
 
 
 def unshare(flags: int) -> None:
