@@ -32,6 +32,7 @@ log = logging.getLogger("refregistry")
 API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
 WRITE_BUFFER = 1 << 20
 MAX_SESSIONS = 10_000
+API_METHODS = {"GET", "HEAD", "PUT", "POST", "PATCH", "DELETE"}
 
 
 @dataclass
@@ -122,7 +123,7 @@ class Registry:
             await self.access.authorize(request, [])
             raise E.ApiError(E.NAME_INVALID, detail={"name": r.name})
         identity = await self.access.authorize(request, needed_access(r, method))
-        handler = getattr(self, f"{r.kind}_{method.lower()}", None)
+        handler = getattr(self, f"{r.kind}_{method.lower()}", None) if method in API_METHODS else None
         if handler is None and method == "HEAD":
             handler = getattr(self, f"{r.kind}_get", None)
         if handler is None:

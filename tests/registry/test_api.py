@@ -315,8 +315,9 @@ def test_unknown_things(client):
     assert error_codes(client.get(f"/v2/nobody/blobs/{EMPTY}")) == ["BLOB_UNKNOWN"]
     r = client.get("/v2/nobody/tags/list")
     assert r.status_code == 404 and error_codes(r) == ["NAME_UNKNOWN"]
-    r = client.post("/v2/nobody/manifests/latest")
-    assert r.status_code == 405 and error_codes(r) == ["UNSUPPORTED"]
+    for method in ("POST", "OPTIONS", "PROPFIND", "PURGE"):
+        r = client.request(method, "/v2/nobody/manifests/latest")
+        assert r.status_code == 405 and error_codes(r) == ["UNSUPPORTED"], method
 
 
 def test_tag_list_pagination(client, push):
