@@ -113,8 +113,10 @@ class Storage:
 
     def __init__(self, root: Path):
         self.layout = Layout(Path(root))
+        # Manifests are immutable by digest: keep recently read ones (bounded in bytes).
         self._manifest_cache: OrderedDict[Digest, bytes] = OrderedDict()
-        self._manifest_cache_limit = 512
+        self._manifest_cache_bytes = 0
+        self._manifest_cache_limit = 32 << 20
         try:
             self.layout.blobs.mkdir(parents=True, exist_ok=True)
             self.layout.repositories.mkdir(parents=True, exist_ok=True)
@@ -268,8 +270,9 @@ class Storage:
         except FileNotFoundError:
             return None
         self._manifest_cache[digest] = data
-        if len(self._manifest_cache) > self._manifest_cache_limit:
-            self._manifest_cache.popitem(last=False)
+        self._manifest_cache_bytes += len(data)
+        while self._manifest_cache_bytes > self._manifest_cache_limit:
+            self._manifest_cache_bytes -= len(self._manifest_cache.popitem(last=False)[1])
         return data
 
     def put_manifest(self, name: str, data: bytes, digest: Digest, manifest: Manifest, tag: str | None) -> None:
