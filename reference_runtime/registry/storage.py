@@ -21,6 +21,7 @@ import hashlib
 import os
 import re
 import shutil
+import threading
 import time
 import uuid as uuidlib
 from collections import OrderedDict
@@ -117,6 +118,7 @@ class Storage:
         self._manifest_cache: OrderedDict[Digest, bytes] = OrderedDict()
         self._manifest_cache_bytes = 0
         self._manifest_cache_limit = 32 << 20
+        self._manifest_cache_lock = threading.Lock()  # read from the loop and from worker threads
         try:
             self.layout.blobs.mkdir(parents=True, exist_ok=True)
             self.layout.repositories.mkdir(parents=True, exist_ok=True)
@@ -261,18 +263,21 @@ class Storage:
         """The manifest's bytes if the repository has it."""
         if not self.has_manifest(name, digest):
             return None
-        data = self._manifest_cache.get(digest)
-        if data is not None:
-            self._manifest_cache.move_to_end(digest)
-            return data
+        with self._manifest_cache_lock:
+            data = self._manifest_cache.get(digest)
+            if data is not None:
+                self._manifest_cache.move_to_end(digest)
+                return data
         try:
             data = self.layout.blob_data(digest).read_bytes()
         except FileNotFoundError:
             return None
-        self._manifest_cache[digest] = data
-        self._manifest_cache_bytes += len(data)
-        while self._manifest_cache_bytes > self._manifest_cache_limit:
-            self._manifest_cache_bytes -= len(self._manifest_cache.popitem(last=False)[1])
+        with self._manifest_cache_lock:
+            if digest not in self._manifest_cache:
+                self._manifest_cache[digest] = data
+                self._manifest_cache_bytes += len(data)
+            while self._manifest_cache_bytes > self._manifest_cache_limit:
+                self._manifest_cache_bytes -= len(self._manifest_cache.popitem(last=False)[1])
         return data
 
     def put_manifest(self, name: str, data: bytes, digest: Digest, manifest: Manifest, tag: str | None) -> None:
