@@ -36,13 +36,17 @@ def _read(path: str) -> str:
 class Cgroup:
     """The cgroup(s) of one container."""
 
-    def __init__(self, cid: str):
+    def __init__(self, cid: str, memory: bool = True):
+        """``memory=False`` leaves out the v1 memory controller: without a limit it
+        only costs time (a process's first charge to a new memory cgroup takes
+        milliseconds) and tells nothing."""
         self.cid = cid
         self.v2 = unified()
         if self.v2:
             self.dirs = {"unified": f"{BASE}/{PARENT}/{cid}"}
         else:
-            self.dirs = {c: f"{BASE}/{c}/{PARENT}/{cid}" for c in V1_CONTROLLERS if os.path.isdir(f"{BASE}/{c}")}
+            self.dirs = {c: f"{BASE}/{c}/{PARENT}/{cid}" for c in V1_CONTROLLERS
+                         if (memory or c != "memory") and os.path.isdir(f"{BASE}/{c}")}
 
     def _path(self, controller: str, name: str) -> str:
         return os.path.join(self.dirs["unified" if self.v2 else controller], name)

@@ -19,7 +19,7 @@ import os
 import sys
 
 from ..errors import RefError
-from .state import DEFAULT_ROOT, Root
+from .state import DEFAULT_ROOT, Root, trace
 
 VERSION = "0.1.0"
 API_VERSION = "1.41"
@@ -80,6 +80,7 @@ System:     system df|prune|info|events, info, events, version
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    trace("cli: main (interpreter and imports done)")
     command = ""
     try:
         root_path, rest = _global(argv)

@@ -154,6 +154,9 @@ def cmd_run(root: Root, p: Parsed) -> int:
     if detach:
         _out(cid + "\n")
         return 0
+    from .state import trace
+
+    trace("cli: exit status received")
     return code
 
 

@@ -224,7 +224,9 @@ def container_main(plan: dict, err_fd: int) -> None:
         if plan["net"] == "private":
             _loopback_up()  # before pivot_root: it imports modules from the host
         from . import rootfs
+        from .state import trace
 
+        trace("container: namespaces, cgroup joined")
         rootfs.build(plan)
         if plan["uts"]:
             sc.sethostname(plan["hostname"])

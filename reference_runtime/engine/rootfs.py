@@ -147,6 +147,9 @@ def build(plan: dict) -> None:
         if os.path.exists(target):
             sc.mount(target, target, None, sc.MS_BIND | sc.MS_REC)
             sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC)
+    from .state import trace
+
+    trace("container: mounts done")
     os.chdir(rootfs)
     sc.pivot_root(".", ".")
     sc.umount2(".", sc.MNT_DETACH)

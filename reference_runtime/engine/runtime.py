@@ -16,7 +16,7 @@ from ..errors import ContainerError
 from . import jsonio
 from . import syscalls as sc
 from .flags import parse_signal
-from .state import ACTIVE, ZERO_TIME, Root, alive, new_state, process_start, rfc3339
+from .state import ACTIVE, ZERO_TIME, Root, alive, new_state, process_start, rfc3339, trace
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HOSTS = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
@@ -262,9 +262,11 @@ def create(root: Root, opts: dict, args: list[str]) -> str:
     ref = args[0]
     from ..image.store import ImageStore
 
+    trace("cli: store imported")
     store = ImageStore(root.image)
     image = store.resolve(ref)
     layer_dirs = [str(d) for d in reversed(store.layer_dirs(image))]
+    trace("cli: image resolved")
     cid = os.urandom(32).hex()
     if opts.get("name") is not None and not _valid_container_name(opts["name"]):
         raise ContainerError(f"Invalid container name ({opts['name']}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
@@ -288,6 +290,7 @@ def create(root: Root, opts: dict, args: list[str]) -> str:
         shutil.rmtree(cdir, ignore_errors=True)
         raise
     root.event("container", "create", cid, {"name": name, "image": ref})
+    trace("cli: container created")
     return cid
 
 

@@ -35,6 +35,17 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 ACTIVE = ("running", "paused", "restarting")
 
 
+_TRACE = os.environ.get("REFENGINE_TRACE")
+
+
+def trace(label: str) -> None:
+    """With REFENGINE_TRACE=FILE, append ``<CLOCK_MONOTONIC> <pid> <label>`` (the start-latency breakdown)."""
+    if _TRACE:
+        fd = os.open(_TRACE, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        os.write(fd, f"{time.monotonic():.6f} {os.getpid()} {label}\n".encode())
+        os.close(fd)
+
+
 def rfc3339(ns: int | None = None) -> str:
     """RFC 3339 in UTC with nanoseconds: ``2026-11-27T19:53:18.378445300Z``."""
     ns = time.time_ns() if ns is None else ns

@@ -29,7 +29,7 @@ from . import logs, process
 from . import syscalls as sc
 from .cgroups import Cgroup
 from .restart import next_delay, should_restart
-from .state import Root, process_start, rfc3339
+from .state import Root, process_start, rfc3339, trace
 
 
 def spawn(root: Root, cid: str, lock_fd: int, *, attach: bool, interactive: bool) -> int:
@@ -137,6 +137,7 @@ class Supervisor:
 
     # -- the life of the container -----------------------------------------
     def run(self) -> None:
+        trace("supervisor: forked")
         self._detach_stdio()
         _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
         _signal.signal(_signal.SIGHUP, _signal.SIG_IGN)
@@ -147,8 +148,9 @@ class Supervisor:
         config = self.root.read_config(self.cid)
         host = config["HostConfig"]
         policy = host["RestartPolicy"]
-        cgroup = Cgroup(self.cid)
+        cgroup = Cgroup(self.cid, memory=bool(host.get("Memory")))
         cgroup.create(host.get("Memory") or 0, host.get("MemorySwap") or 0, host.get("PidsLimit") or 0)
+        trace("supervisor: cgroup created")
         delay = 0.0
         first = True
         try:
@@ -180,6 +182,7 @@ class Supervisor:
                         state.update(Status="exited", Running=False, Restarting=False)
 
                 gone = self._update(record) is None
+                trace("supervisor: exit recorded")
                 self.root.event("container", "die", self.cid, {"exitCode": str(code)})
                 restart = decision.get("restart", False) and not gone
                 if first:
@@ -187,6 +190,7 @@ class Supervisor:
                     if not restart and not gone and host.get("AutoRemove"):
                         self._remove()
                         gone = True
+                        trace("supervisor: removed (--rm)")
                     self._notify(f"exit {code}")
                     self._close_status()
                 first = False
@@ -233,6 +237,7 @@ class Supervisor:
         err_r, err_w = os.pipe()
         x_r, x_w = os.pipe()
         stdin = self.stdin if self.stdin >= 0 else os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        trace("supervisor: clone")
         pid = sc.clone(plan["clone_flags"])
         if pid == 0:
             try:
@@ -253,6 +258,7 @@ class Supervisor:
                 break
             failure += chunk
         os.close(x_r)
+        trace("supervisor: exec done")
         if failure:
             os.waitpid(pid, 0)
             os.close(out_r)
@@ -272,6 +278,7 @@ class Supervisor:
 
         recorded = self._update(record)
         self._release_first_lock()
+        trace("supervisor: running recorded")
         self.root.event("container", "start", self.cid)
         if first:
             self._notify(f"started {pid}")
@@ -311,6 +318,7 @@ class Supervisor:
                 if records:
                     os.write(log_fd, b"".join(logs.encode(r, name, now) for r in records))
         os.close(log_fd)
+        trace("supervisor: reaped, output drained")
         code = process.exit_status(status)
         oom = cgroup.oom_kills() > oom_before
         return code, oom
