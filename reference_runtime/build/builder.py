@@ -557,12 +557,12 @@ class Builder:
         views: list = []
         downloads: list[str] = []
         try:
-            tree, sources, archives = self._sources(state, ins, keyword, raw_sources, views, downloads)
+            sources = self._sources(ins, keyword, raw_sources, views, downloads)
             if len(sources) > 1 and not dest_path.endswith("/"):
                 raise BuildError(f"When using {keyword} with more than one source file, the destination must be "
                                  "a directory and end with a /")
             hashed = []
-            for src_tree, source in sources:
+            for src_tree, source, _ in sources:
                 hashed.append(src_tree.hash_source(source))
             key = source_key(hashed)
             comment = ck.copy_comment(keyword, key, dest_path.rstrip("/") + "/" if dest_is_dir else dest_path,
@@ -575,9 +575,8 @@ class Builder:
             snap = fsops.Snapshot(self.work_root, self._layers(state))
             try:
                 owner = fsops.resolve_chown(snap.merged, chown) if chown else (0, 0)
-                for src_tree, source in sources:
-                    self._copy_one(snap.merged, src_tree, source, dest_path, owner if chown else None, chmod,
-                                   archives)
+                for src_tree, source, unpack in sources:
+                    self._copy_one(snap.merged, src_tree, source, dest_path, owner if chown else None, chmod, unpack)
                 snap.unmount()
                 self._commit(state, None if snap.empty() else snap.upper, created_by)
             finally:
@@ -591,9 +590,10 @@ class Builder:
                 shutil.rmtree(d, ignore_errors=True)
         self.out.line(f" ---> {_short(state.image_id)}")
 
-    def _sources(self, state, ins, keyword, raw_sources, views, downloads):
-        """[(tree, source)] for COPY/ADD, and the ADD sources to unpack."""
-        archives: set[int] = set()
+    def _sources(self, ins: Instruction, keyword: str, raw_sources: list[str], views: list,
+                 downloads: list[str]) -> list[tuple[FileTree, Source, bool]]:
+        """(tree, source, unpack) for each COPY/ADD source; *unpack*: a local archive ADD extracts.
+        Mounted ``--from`` views and download directories are appended to *views*/*downloads*."""
         ref = ins.flag("from") if keyword == "COPY" else None
         if ref is not None:
             index = self.df.stage_index(ref)
@@ -608,7 +608,7 @@ class Builder:
             tree = FileTree(view.merged, None, HashCache(None))
         else:
             tree = self.ctx.tree
-        sources: list[tuple[FileTree, Source]] = []
+        sources: list[tuple[FileTree, Source, bool]] = []
         for raw in raw_sources:
             if keyword == "ADD" and _is_url(raw):
                 from . import fsops
@@ -619,19 +619,17 @@ class Builder:
                 path, name, _ = fsops.download(raw, directory)
                 final = os.path.join(directory, name)
                 os.rename(path, final)
-                sources.append((FileTree(directory, None, HashCache(None)), Source(final, name, False)))
+                sources.append((FileTree(directory, None, HashCache(None)), Source(final, name, False), False))
                 continue
             for source in tree.resolve(raw, keyword):
-                if keyword == "ADD" and not source.is_dir and _is_archive(source.path):
-                    archives.add(len(sources))
-                sources.append((tree, source))
-        self._archives = {id(sources[i][1]) for i in archives}
-        return tree, sources, self._archives
+                unpack = keyword == "ADD" and not source.is_dir and _is_archive(source.path)
+                sources.append((tree, source, unpack))
+        return sources
 
-    def _copy_one(self, rootfs: str, tree: FileTree, source: Source, dest: str, owner, chmod, archives) -> None:
+    def _copy_one(self, rootfs: str, tree: FileTree, source: Source, dest: str, owner, chmod, unpack: bool) -> None:
         from . import fsops
 
-        if id(source) in archives:
+        if unpack:
             fsops.extract_archive(source.path, rootfs, dest if dest.endswith("/") else dest + "/", owner, chmod)
             return
         if source.is_dir:

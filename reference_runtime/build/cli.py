@@ -166,7 +166,10 @@ def cmd_build(root_path: str, p) -> int:
     where = p.args[0]
     if where != "-" and (where.startswith("http://") or where.startswith("https://") or where.startswith("git@")):
         raise BuildError("refengine builds from a local directory or a tar on stdin, not from a URL or git repository")
-    ctx = load_context(where, p.opts["file"], state_dir, sys.stdin.buffer if where == "-" else None)
+    from_stdin = where == "-" or p.opts["file"] == "-"
+    if where == "-" and p.opts["file"] == "-":
+        raise _Usage("invalid argument: can't use stdin for both build context and dockerfile")
+    ctx = load_context(where, p.opts["file"], state_dir, sys.stdin.buffer if from_stdin else None)
     try:
         df = parse(ctx.dockerfile)
         for warning in df.warnings:

@@ -318,7 +318,7 @@ def load_context(where: str, dockerfile: str | None, state_dir: Path, stdin=None
             hashes = HashCache(None)
         else:
             if dockerfile:
-                raise BuildError("-f cannot be used when the Dockerfile comes on stdin")
+                raise BuildError("-f cannot be used when the Dockerfile itself comes on stdin")
             tree = FileTree(root, None, HashCache(None))
             return BuildContext(tree, data.decode("utf-8", "replace"), "Dockerfile", tmpdir)
     else:
@@ -332,6 +332,9 @@ def load_context(where: str, dockerfile: str | None, state_dir: Path, stdin=None
     except BuildError:
         ignore_text = ""
     matcher = IgnoreMatcher(read_patterns(ignore_text)) if ignore_text else None
+    if dockerfile == "-" and where != "-":
+        text = (stdin.read() if stdin is not None else b"").decode("utf-8", "replace")
+        return BuildContext(FileTree(root, matcher, hashes), text, "Dockerfile", tmpdir)
     if dockerfile and where != "-":
         df_path = dockerfile if os.path.isabs(dockerfile) else os.path.abspath(dockerfile)
         name = os.path.relpath(df_path, root)

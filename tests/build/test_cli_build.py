@@ -223,6 +223,13 @@ def test_context_and_dockerfile_from_stdin(refengine, tmp_path):
     plain = refengine("build", "-t", "stdin:dockerfile", "-", input=f"FROM {BASE}\nLABEL from=stdin\n")
     assert plain.ok, plain
     assert refengine.inspect("stdin:dockerfile")["Config"]["Labels"]["from"] == "stdin"
+    (tmp_path / "ctxdir").mkdir()
+    (tmp_path / "ctxdir" / "file.txt").write_text("from the directory\n")
+    dockerfile_stdin = refengine("build", "-t", "stdin:file", "-f", "-", str(tmp_path / "ctxdir"),
+                                 input=f"FROM {BASE}\nCOPY file.txt /\n")
+    assert dockerfile_stdin.ok, dockerfile_stdin
+    assert refengine.files("stdin:file")["file.txt"][1] == b"from the directory\n"
+    assert refengine("build", "-f", "-", "-", input="FROM scratch\n").returncode == 125
     hostile = io.BytesIO()
     with tarfile.open(fileobj=hostile, mode="w") as tar:
         info = tarfile.TarInfo("../escape")
