@@ -118,9 +118,8 @@ class Builder:
     def stages_to_build(self) -> list[Stage]:
         stages = list(self.df.stages)
         if self.options.target is not None:
-            index = self.df.stage_index(self.options.target)
-            if index is None or not self.options.target or self.options.target.isdigit():
-                index = next((s.index for s in stages if s.name == self.options.target.lower()), None)
+            # docker's --target names a stage; an index is not accepted
+            index = next((s.index for s in stages if s.name == self.options.target.lower()), None)
             if index is None:
                 raise BuildError(f"failed to reach build target {self.options.target} in Dockerfile")
             stages = stages[:index + 1]

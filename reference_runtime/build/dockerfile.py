@@ -338,7 +338,7 @@ def parse_instruction(line: int, text: str, escape: str, *, in_onbuild: bool = F
         for w in words:
             name, eq, value = w.partition("=")
             if not name or not _ARG_NAME.match(name):
-                raise _err(line, f"ARG names can not be blank" if not name else f"invalid ARG name: {name!r}")
+                raise _err(line, "ARG names can not be blank" if not name else f"invalid ARG name: {name!r}")
             args += [name, value if eq else None]
         return make(tuple(args))
     if keyword == "MAINTAINER":
