@@ -79,7 +79,21 @@ System:     system df|prune|info|events, info, events, version
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """The console script (``argv`` None: exits the process) or a call from Python."""
+    if argv is None:
+        status = run(sys.argv[1:])
+        # Interpreter teardown costs milliseconds of every `refengine run`; there is
+        # nothing left to finalise but the standard streams.
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except OSError:
+            pass
+        os._exit(status)
+    return run(argv)
+
+
+def run(argv: list[str]) -> int:
     trace("cli: main (interpreter and imports done)")
     command = ""
     try:

@@ -99,7 +99,7 @@ def cmd_exec(root: Root, p: Parsed) -> int:
     if child == 0:
         try:
             os.close(err_r)
-            Cgroup(cid).join_self()
+            Cgroup(cid).join_self(v2=True)
             _enter(state["Pid"])
             grandchild = os.fork()
             if grandchild == 0:

@@ -216,7 +216,7 @@ def container_main(plan: dict, err_fd: int) -> None:
     try:
         sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
         if plan.get("cgroup") is not None:
-            plan["cgroup"].join_self()
+            plan["cgroup"].join_self(v2=plan["join_v2"])
         if plan.get("netns"):
             fd = os.open(plan["netns"], os.O_RDONLY | os.O_CLOEXEC)
             sc.setns(fd, sc.CLONE_NEWNET)

@@ -612,26 +612,46 @@ def remove(root: Root, cid: str, *, force: bool, volumes: bool) -> None:
                 os.kill(sup["Pid"], 9)
             state["Supervisor"] = {"Pid": 0, "Start": 0}
             state["Status"] = "removing"
-        remove_files(root, cid, volumes=volumes)
+        trash = remove_files(root, cid, volumes=volumes)
+    purge(trash)
     root.event("container", "destroy", cid)
 
 
-def remove_files(root: Root, cid: str, *, volumes: bool) -> None:
-    """Everything of a stopped container: name, cgroup, directory, anonymous volumes (``volumes``)."""
-    import shutil
+def purge(path: str) -> None:
+    """Delete a directory tree without following symlinks (shutil is slow to import)."""
+    try:
+        entries = list(os.scandir(path))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                purge(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
+
+def remove_files(root: Root, cid: str, *, volumes: bool, cgroups: bool = True) -> str:
+    """Everything of a stopped container: name, cgroup, anonymous volumes (``volumes``); its
+    directory is renamed away and returned for :func:`purge` (the container is gone already)."""
     from . import volumes as vol
     from .cgroups import Cgroup
 
     config = root.read_config(cid)
-    Cgroup(cid).destroy()
+    if cgroups:
+        Cgroup(cid).destroy()
     root.release_name(config["Name"][1:], cid)
     cdir = root.container_dir(cid)
     # config.json goes first: a half-removed container is not listed any more.
     os.unlink(os.path.join(cdir, "config.json"))
     trash = f"{root.containers}/.trash-{cid}"
     os.rename(cdir, trash)
-    shutil.rmtree(trash, ignore_errors=True)
     if volumes:
         for m in config["Mounts"]:
             if m["Type"] == "volume" and m.get("Anonymous"):
@@ -640,6 +660,7 @@ def remove_files(root: Root, cid: str, *, volumes: bool) -> None:
                         vol.remove(root.path, m["Name"], [])
                     except ContainerError:
                         pass
+    return trash
 
 
 def volumes_in_use(root: Root, name: str) -> list[str]:

@@ -61,6 +61,7 @@ class Supervisor:
         self.out = self.err = self.stdin = -1
         self.hold_stdin = -1
         self.me = os.getpid()
+        self.trash = ""
 
     # -- plumbing ------------------------------------------------------------
     def _detach_stdio(self) -> None:
@@ -148,8 +149,9 @@ class Supervisor:
         config = self.root.read_config(self.cid)
         host = config["HostConfig"]
         policy = host["RestartPolicy"]
-        cgroup = Cgroup(self.cid, memory=bool(host.get("Memory")))
+        cgroup = Cgroup(self.cid, memory=bool(host.get("Memory")), pids=bool(host.get("PidsLimit")))
         cgroup.create(host.get("Memory") or 0, host.get("MemorySwap") or 0, host.get("PidsLimit") or 0)
+        self.cgroup_fd = cgroup.open_v2()
         trace("supervisor: cgroup created")
         delay = 0.0
         first = True
@@ -205,13 +207,19 @@ class Supervisor:
                     return
         finally:
             cgroup.destroy()
+            if self.trash:
+                from .runtime import purge
+
+                purge(self.trash)
+                self.root.event("container", "destroy", self.cid)
 
     def _remove(self) -> None:
+        """--rm: the container disappears now; its files are purged after the CLI is told."""
         from .runtime import remove_files
 
         try:
             with self.root.lock(self.cid):
-                remove_files(self.root, self.cid, volumes=True)
+                self.trash = remove_files(self.root, self.cid, volumes=True, cgroups=False)
         except (FileNotFoundError, OSError):
             pass
 
@@ -238,7 +246,15 @@ class Supervisor:
         x_r, x_w = os.pipe()
         stdin = self.stdin if self.stdin >= 0 else os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
         trace("supervisor: clone")
-        pid = sc.clone(plan["clone_flags"])
+        plan["join_v2"] = self.cgroup_fd is None
+        if self.cgroup_fd is not None:
+            try:
+                pid = sc.clone_into_cgroup(plan["clone_flags"], self.cgroup_fd)
+            except OSError:  # no clone3 (Linux < 5.7): clone, then the child joins
+                plan["join_v2"] = True
+                pid = sc.clone(plan["clone_flags"])
+        else:
+            pid = sc.clone(plan["clone_flags"])
         if pid == 0:
             try:
                 os.dup2(stdin, 0)

@@ -64,6 +64,25 @@ def clone(flags: int) -> int:
     return _check(_libc.syscall(_SYS["clone"], flags | _SIGCHLD, 0, 0, 0, 0), "clone")
 
 
+CLONE_INTO_CGROUP = 0x200000000
+
+
+class _CloneArgs(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_uint64) for name in ("flags", "pidfd", "child_tid", "parent_tid", "exit_signal",
+                                                     "stack", "stack_size", "tls", "set_tid", "set_tid_size",
+                                                     "cgroup")]
+
+
+def clone_into_cgroup(flags: int, cgroup_fd: int) -> int:
+    """:func:`clone` whose child starts inside the cgroup v2 directory ``cgroup_fd``
+    (clone3 CLONE_INTO_CGROUP, Linux 5.7): no migration of a running task."""
+    args = _CloneArgs()
+    args.flags = flags | CLONE_INTO_CGROUP
+    args.exit_signal = _SIGCHLD
+    args.cgroup = cgroup_fd
+    return _check(_libc.syscall(435, ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args))), "clone3")
+
+
 def unshare(flags: int) -> None:
     _check(_libc.unshare(flags), "unshare")
 
