@@ -451,7 +451,7 @@ class Builder:
         workdir = os.path.normpath(os.path.join(current, path))
         workdir = "/" + workdir.lstrip("/") if workdir != "/" else "/"
         state.config["WorkingDir"] = workdir
-        created_by = ck.nop(state.shell, "WORKDIR " + workdir)
+        created_by = ck.nop_joined(state.shell, "WORKDIR " + workdir)
         if self._probe(state, created_by):
             return
         from . import fsops
@@ -566,7 +566,7 @@ class Builder:
             key = source_key(hashed)
             comment = ck.copy_comment(keyword, key, dest_path.rstrip("/") + "/" if dest_is_dir else dest_path,
                                       chown, chmod_text)
-            created_by = ck.nop_copy(state.shell, comment)
+            created_by = ck.nop_joined(state.shell, comment)
             if self._probe(state, created_by):
                 return
             from . import fsops  # only on a miss: ctypes and the mount code cost milliseconds

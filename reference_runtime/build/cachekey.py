@@ -32,8 +32,9 @@ def nop(shell: list[str] | tuple[str, ...], comment: str) -> str:
     return " ".join([*shell, "#(nop) ", comment])
 
 
-def nop_copy(shell: list[str] | tuple[str, ...], comment: str) -> str:
-    """``created_by`` of COPY/ADD (docker joins ``#(nop) `` and the comment into one word)."""
+def nop_joined(shell: list[str] | tuple[str, ...], comment: str) -> str:
+    """``created_by`` of COPY/ADD/WORKDIR: docker joins ``#(nop) `` and the comment into one word,
+    so one space where the other config-only steps have two (checked against docker 20.10)."""
     return " ".join([*shell, "#(nop) " + comment])
 
 

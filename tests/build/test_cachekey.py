@@ -89,7 +89,8 @@ def test_nop_and_copy_formats_are_dockers():
     assert ck.nop(SHELL, "LABEL a=b") == "/bin/sh -c #(nop)  LABEL a=b"
     assert ck.nop(["/bin/bash", "-c"], "USER x") == "/bin/bash -c #(nop)  USER x"
     comment = ck.copy_comment("COPY", "file:abc", "/dst")
-    assert ck.nop_copy(SHELL, comment) == "/bin/sh -c #(nop) COPY file:abc in /dst "
+    assert ck.nop_joined(SHELL, comment) == "/bin/sh -c #(nop) COPY file:abc in /dst "
+    assert ck.nop_joined(SHELL, "WORKDIR /w") == "/bin/sh -c #(nop) WORKDIR /w"
     assert ck.copy_comment("ADD", "dir:x", "/d/", chown="1:2", chmod="755") == "ADD --chown=1:2 --chmod=755 dir:x in /d/ "
 
 
