@@ -309,3 +309,64 @@ def test_run_changes_under_a_volume_stay_out_of_the_layer(refengine, tmp_path):
     files = refengine.files("run:volume")
     assert files["seen"][1] == b"seeded from the image\n"  # the volume holds the image's content
     assert "data/new" not in files
+
+
+#: ``docker history --no-trunc`` of this Dockerfile built by docker 20.10's classic builder
+#: (``--build-arg HTTP_PROXY=p``), newest first; COPY hashes differ by design (not TarSum's bytes).
+DOCKER_HISTORY = """|2 HTTP_PROXY=p V=3 echo exec
+/bin/sh -ec #(nop)  ENTRYPOINT ["/bin/echo" "x"]
+/bin/sh -ec #(nop)  CMD ["/bin/sh" "-ec" "echo hi"]
+/bin/sh -ec #(nop)  SHELL [/bin/sh -ec]
+/bin/sh -c #(nop)  MAINTAINER me
+/bin/sh -c #(nop)  ONBUILD RUN echo hi
+/bin/sh -c #(nop)  HEALTHCHECK &{["CMD-SHELL" "true"] "7s" "0s" "0s" '\\x03'}
+/bin/sh -c #(nop)  STOPSIGNAL SIGINT
+/bin/sh -c #(nop)  USER nobody
+/bin/sh -c #(nop)  VOLUME [/v]
+/bin/sh -c #(nop)  EXPOSE 80 90/udp
+/bin/sh -c #(nop) WORKDIR /w
+|2 HTTP_PROXY=p V=3 /bin/sh -c echo $V
+/bin/sh -c #(nop) COPY multi:* in /multi/ 
+/bin/sh -c #(nop) COPY dir:* in /d/ 
+/bin/sh -c #(nop) COPY file:* in /a.txt 
+/bin/sh -c #(nop)  ARG HTTP_PROXY
+/bin/sh -c #(nop)  ARG V=3
+/bin/sh -c #(nop)  ENV X=1 Y=two words
+/bin/sh -c #(nop)  LABEL a=b c d=e"""
+
+
+def test_history_records_steps_as_dockers_classic_builder(refengine, tmp_path):
+    dockerfile = f"""FROM {BASE}
+LABEL a=b "c d"=e
+ENV X=1 Y="two words"
+ARG V=3
+ARG HTTP_PROXY
+COPY a.txt /a.txt
+COPY d /d/
+COPY a.txt d /multi/
+RUN echo $V
+WORKDIR /w
+EXPOSE 80 90/udp
+VOLUME /v
+USER nobody
+STOPSIGNAL SIGINT
+HEALTHCHECK --interval=7s --retries=3 CMD true
+ONBUILD RUN echo hi
+MAINTAINER me
+SHELL ["/bin/sh", "-ec"]
+CMD echo hi
+ENTRYPOINT ["/bin/echo", "x"]
+RUN ["echo", "exec"]
+"""
+    ctx = write(tmp_path, {"Dockerfile": dockerfile, "a.txt": "hi\n", "d/x": "x\n"})
+    refengine.build(ctx, "-t", "history:docker", "--build-arg", "HTTP_PROXY=p")
+    config, _ = refengine.saved("history:docker")
+    ours = [h["created_by"] for h in reversed(config["history"][1:])]
+    expected = DOCKER_HISTORY.splitlines()
+    assert len(ours) == len(expected)
+    for mine, docker in zip(ours, expected):
+        if "*" in docker:
+            head, tail = docker.split("*")
+            assert mine.startswith(head) and mine.endswith(tail) and len(mine) == len(head) + 64 + len(tail), mine
+        else:
+            assert mine == docker
