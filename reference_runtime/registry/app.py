@@ -405,6 +405,8 @@ class Registry:
         start = state.size
         hasher_before = state.hasher.copy() if state.hasher is not None else None
         f = await self.blocking(open, path, "r+b")
+        loop = asyncio.get_running_loop()
+        writing: asyncio.Future | None = None  # one write in flight while the next chunk arrives
         try:
             f.seek(start)
             pending: list[bytes] = []
@@ -417,9 +419,14 @@ class Registry:
                 pending.append(chunk)
                 pending_size += len(chunk)
                 if pending_size >= WRITE_BUFFER:
-                    await self.blocking(_write_and_hash, f, b"".join(pending), state.hasher)
+                    if writing is not None:
+                        await writing
+                    writing = loop.run_in_executor(None, _write_and_hash, f, b"".join(pending), state.hasher)
                     pending.clear()
                     pending_size = 0
+            if writing is not None:
+                await writing
+                writing = None
             if pending:
                 await self.blocking(_write_and_hash, f, b"".join(pending), state.hasher)
             if expected is not None and received != expected:
@@ -427,6 +434,8 @@ class Registry:
                                  headers=self.session_headers(name, uuid, start))
             state.size = start + received
         except BaseException:
+            if writing is not None:
+                await asyncio.shield(asyncio.wait([writing]))
             f.truncate(start)
             state.hasher = hasher_before
             raise

@@ -14,6 +14,9 @@ import sys
 
 from reference_runtime.errors import RegistryError
 
+# Bytes of request body aiohttp buffers before it stops reading the socket:
+# big enough that a blob upload keeps flowing while a chunk is written.
+READ_BUFSIZE = 1 << 20
 ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs "%{User-Agent}i"'
 
 
@@ -61,7 +64,7 @@ def serve(config) -> None:
     async def main():
         runner = web.AppRunner(registry.application(), access_log=logging.getLogger("refregistry.access")
                                if config.accesslog else None, access_log_format=ACCESS_LOG_FORMAT,
-                               handle_signals=True)
+                               handle_signals=True, read_bufsize=READ_BUFSIZE)
         await runner.setup()
         site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context, backlog=1024)
         try:
