@@ -49,8 +49,8 @@ def cmd_load(root: Root, store: ImageStore, p: Parsed) -> int:
     finally:
         if source is not sys.stdin.buffer:
             source.close()
-    if not p.opts.get("quiet") or True:
-        sys.stdout.write("".join(line + "\n" for line in lines))
+    # -q only silences progress, which load never prints: docker prints these lines either way.
+    sys.stdout.write("".join(line + "\n" for line in lines))
     return 0
 
 

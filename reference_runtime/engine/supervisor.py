@@ -225,10 +225,9 @@ class Supervisor:
 
     def _start_failed(self, code: int, message: str, first: bool) -> None:
         def record(state: dict) -> None:
+            # docker leaves a container whose command could not start "created", with the status.
             state.update(ExitCode=code, Error=message, Running=False, Pid=0, Restarting=False,
                          Status="created" if state["Status"] == "created" else "exited")
-            if state["StartedAt"].startswith("0001-") is False:
-                state["FinishedAt"] = rfc3339(max(time.time_ns(), 0))
 
         self._update(record)
         self._release_first_lock()
