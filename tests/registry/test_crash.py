@@ -7,9 +7,8 @@ import threading
 import time
 
 import httpx
-import yaml
 
-from refregistry_testlib import OCI_MANIFEST, Pusher, sha256, start_server, stop_server
+from refregistry_testlib import OCI_MANIFEST, Pusher, sha256, stop_server
 
 
 def stored_objects_match_their_digests(root) -> int:
@@ -21,8 +20,9 @@ def stored_objects_match_their_digests(root) -> int:
     return count
 
 
-def test_kill_during_pushes(tmp_path):
-    server = start_server(tmp_path / "first", {"storage": {"filesystem": {"rootdirectory": str(tmp_path / "root")}}})
+def test_kill_during_pushes(tmp_path, server_factory):
+    storage = {"filesystem": {"rootdirectory": str(tmp_path / "root")}, "delete": {"enabled": True}}
+    server = server_factory({"storage": storage}, name="first")
     payload = os.urandom(8 << 20)
     started = threading.Event()
 
@@ -50,15 +50,12 @@ def test_kill_during_pushes(tmp_path):
     thread.join(60)
 
     assert stored_objects_match_their_digests(tmp_path / "root") >= 3
-    settings = yaml.safe_load(server.config.read_text())
-    restarted = start_server(tmp_path / "second", {"storage": settings["storage"]})
-    try:
-        with httpx.Client(base_url=restarted.url, timeout=30) as c:
-            assert c.head(f"/v2/crash/blobs/{sha256(payload)}").status_code == 404
-            r = c.get("/v2/crash/manifests/kept", headers={"Accept": OCI_MANIFEST})
-            assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == kept == sha256(r.content)
-            Pusher(c).image("crash", "after", [payload])
-            assert sha256(c.get(f"/v2/crash/blobs/{sha256(payload)}").content) == sha256(payload)
-    finally:
-        stop_server(restarted.process)
+    restarted = server_factory({"storage": storage}, name="second")
+    with httpx.Client(base_url=restarted.url, timeout=30) as c:
+        assert c.head(f"/v2/crash/blobs/{sha256(payload)}").status_code == 404
+        r = c.get("/v2/crash/manifests/kept", headers={"Accept": OCI_MANIFEST})
+        assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == kept == sha256(r.content)
+        Pusher(c).image("crash", "after", [payload])
+        assert sha256(c.get(f"/v2/crash/blobs/{sha256(payload)}").content) == sha256(payload)
+    stop_server(restarted.process)
     assert stored_objects_match_their_digests(tmp_path / "root") >= 5
