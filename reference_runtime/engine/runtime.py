@@ -107,10 +107,11 @@ def parse_volume_spec(spec: str) -> tuple[str | None, str, str]:
     return src, os.path.normpath(dst), mode
 
 
-def build_config(root: Root, opts: dict, args: list[str], image, layer_dirs: list[str], cid: str) -> dict:
-    """docker's container config from ``run``/``create`` flags and the image. Validates
-    everything it can before anything is written."""
-    img = (image.config.get("config") or {}) if image is not None else {}
+def build_config(root: Root, opts: dict, args: list[str], image_id: str, img: dict, layer_dirs: list[str],
+                 cid: str) -> dict:
+    """docker's container config from ``run``/``create`` flags and the image (its ID and
+    the ``config`` section of its OCI config). Validates everything it can before
+    anything is written."""
     ref = args[0]
     command = args[1:]
     if opts.get("entrypoint") is not None:
@@ -159,7 +160,7 @@ def build_config(root: Root, opts: dict, args: list[str], image, layer_dirs: lis
         network = f"container:{other}"
     elif network not in ("default", "none", "host"):
         raise ContainerError(f"network {network} not found")
-    labels = dict((image.config.get("config") or {}).get("Labels") or {}) if image is not None else {}
+    labels = dict(img.get("Labels") or {})
     for label in opts.get("label") or []:
         key, _, value = label.partition("=")
         if not key:
@@ -186,7 +187,7 @@ def build_config(root: Root, opts: dict, args: list[str], image, layer_dirs: lis
         config_section["StopTimeout"] = opts["stop_timeout"]
     return {
         "Id": cid, "Created": created, "Path": argv[0], "Args": argv[1:],
-        "Image": image.id if image is not None else "", "Name": "/" + (opts.get("name") or _random_name(cid)),
+        "Image": image_id, "Name": "/" + (opts.get("name") or _random_name(cid)),
         "Layers": layer_dirs,
         "Config": config_section,
         "HostConfig": {
@@ -256,21 +257,60 @@ def _mounts(root: Root, opts: dict, img: dict, cid: str) -> tuple[list[dict], li
     return mounts, binds, config_volumes
 
 
+def _index_key(index_path: str) -> str:
+    try:
+        st = os.stat(index_path)
+    except FileNotFoundError:
+        return ""
+    return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+
+
+def resolve_image(root: Root, ref: str) -> dict:
+    """``{"id", "config", "layers"}`` of ``ref`` (layers top first, for overlay's lowerdir).
+
+    The answer is cached in ROOT/resolve-cache.json under the identity (inode,
+    mtime, size) of the store's index.json, which the store replaces on every
+    change: an unchanged index gives the same answer, and ``run`` does not
+    pay for importing the store (milliseconds of every start).
+    """
+    index_path = os.path.join(root.image, "index.json")
+    cache_path = os.path.join(root.path, "resolve-cache.json")
+    key = _index_key(index_path)
+    try:
+        cache = jsonio.read(cache_path)
+    except (OSError, ValueError):
+        cache = {}
+    entry = cache.get("refs", {}).get(ref) if key and cache.get("key") == key else None
+    if entry is not None and all(os.path.isdir(d) for d in entry["layers"]):
+        return entry
+    trace("cli: resolve cache miss")
+    from ..image.store import ImageStore
+
+    store = ImageStore(root.image)
+    image = store.resolve(ref)
+    entry = {"id": image.id, "config": image.config.get("config") or {},
+             "layers": [str(d) for d in reversed(store.layer_dirs(image))]}
+    if key and _index_key(index_path) == key:  # the index did not change while we read it
+        if cache.get("key") != key:
+            cache = {"key": key, "refs": {}}
+        cache["refs"][ref] = entry
+        try:
+            jsonio.write_atomic(cache_path, cache)
+        except OSError:
+            pass
+    return entry
+
+
 def create(root: Root, opts: dict, args: list[str]) -> str:
     """``create``: resolve the image, write config + state; returns the id."""
     root.ensure()
     ref = args[0]
-    from ..image.store import ImageStore
-
-    trace("cli: store imported")
-    store = ImageStore(root.image)
-    image = store.resolve(ref)
-    layer_dirs = [str(d) for d in reversed(store.layer_dirs(image))]
+    image = resolve_image(root, ref)
     trace("cli: image resolved")
     cid = os.urandom(32).hex()
     if opts.get("name") is not None and not _valid_container_name(opts["name"]):
         raise ContainerError(f"Invalid container name ({opts['name']}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
-    config = build_config(root, opts, args, image, layer_dirs, cid)
+    config = build_config(root, opts, args, image["id"], image["config"], image["layers"], cid)
     name = config["Name"][1:]
     cdir = root.container_dir(cid)
     os.makedirs(cdir, mode=0o710)
