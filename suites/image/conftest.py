@@ -3,7 +3,9 @@ and one layered image built per module for the read-only digest checks."""
 
 from __future__ import annotations
 
+import json
 import secrets
+import time
 
 import pytest
 
@@ -29,18 +31,41 @@ def normal_id(image_id: str) -> str:
     return image_id if image_id.startswith("sha256:") else f"sha256:{image_id}"
 
 
+def read_only(engine, *args: str, text: bool = True, attempts: int = 3):
+    """A read-only query (inspect, save), retried a bounded number of times.
+
+    A daemonless engine's store is shared by concurrent processes: podman 4.3
+    fails an ``inspect`` that races another process's ``rmi`` ("locating item
+    named "manifest" for image with ID ...: file does not exist"). That race is
+    not what these checks are about, and a query that fails every time still fails.
+    """
+    for attempt in range(attempts):
+        result = engine.cli(*args, text=text, timeout=TIMEOUT)
+        if result.ok:
+            return result
+        time.sleep(0.5 * (attempt + 1))
+    return result
+
+
+def inspect_image(engine, ref: str) -> dict:
+    result = read_only(engine, "image", "inspect", ref)
+    assert result.ok, f"{engine.name}: image inspect {ref} failed\n{result}"
+    data = json.loads(result.stdout)
+    return data[0] if isinstance(data, list) else data
+
+
 def image_id(engine, ref: str) -> str:
-    return normal_id(engine.inspect(ref, kind="image")["Id"])
+    return normal_id(inspect_image(engine, ref)["Id"])
 
 
 def diff_ids(engine, ref: str) -> list[str]:
     """What the engine exposes as the image's layers: inspect's RootFS.Layers."""
-    return list(engine.inspect(ref, kind="image")["RootFS"]["Layers"])
+    return list(inspect_image(engine, ref)["RootFS"]["Layers"])
 
 
 def saved(engine, ref: str) -> dict[str, bytes]:
     """The members of ``save REF``'s archive."""
-    result = engine.cli("save", ref, text=False, timeout=TIMEOUT)
+    result = read_only(engine, "save", ref, text=False)
     assert result.ok, f"{engine.name}: save {ref} failed: {result.stderr[-500:]!r}"
     return members(result.stdout)
 
