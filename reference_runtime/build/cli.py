@@ -246,7 +246,7 @@ def _filters(values: list[str]) -> None:
 
 def _layer_sizes(store) -> dict[str, int]:
     sizes: dict[str, int] = {}
-    for image in store.images():
+    for image in store.images(all=True):
         for chain, size in zip(image.chain_ids, image.layer_sizes):
             sizes[chain] = size
     return sizes
@@ -293,7 +293,7 @@ def cmd_builder_prune(root_path: str, p) -> int:
     store = ImageStore(Path(root.image))
     in_use = images_in_use(root)
     before = _layer_sizes(store)
-    images = store.images()
+    images = store.images(all=True)
     parents = {im.parent for im in images}
     deleted: list[str] = []
     for image in images:
