@@ -11,7 +11,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -20,7 +19,7 @@ from aiohttp import web
 from reference_runtime.errors import RegistryError
 from reference_runtime.registry import errcodes as E
 from reference_runtime.registry import httpranges, manifests, pagination, storage as st
-from reference_runtime.registry.auth import ANONYMOUS, Identity, access_controller
+from reference_runtime.registry.auth import Identity, access_controller
 from reference_runtime.registry.config import Config
 from reference_runtime.registry.reference import (Digest, DigestError, digest_of, looks_like_digest,
                                                   parse_digest, valid_name, valid_tag)

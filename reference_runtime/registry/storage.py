@@ -15,7 +15,6 @@ All methods are blocking; the server calls the slow ones in a thread.
 """
 from __future__ import annotations
 
-import errno
 import fcntl
 import hashlib
 import os

@@ -2,7 +2,6 @@
 with refregistry's own token endpoint and with tokens minted elsewhere the way
 distribution's token spec describes (x5c chain to rootcertbundle)."""
 import base64
-import datetime
 import json
 import os
 import ssl
