@@ -98,6 +98,10 @@ def run(argv: list[str]) -> int:
     command = ""
     try:
         root_path, rest = _global(argv)
+        # the builder is imported only for build commands: run's hot path stays lean
+        if rest[:1] in (["build"], ["builder"]) or rest[:2] in (["image", "build"], ["image", "prune"]):
+            from ..build import cli as build_cli
+            return build_cli.main(rest, root_path)
         from .flags import parse_command, split_command
 
         try:

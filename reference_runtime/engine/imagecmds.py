@@ -75,23 +75,31 @@ def cmd_save(root: Root, store: ImageStore, p: Parsed) -> int:
     return 0
 
 
+def _has_label(image, selector: str) -> bool:
+    """docker's ``label=KEY`` / ``label=KEY=VALUE`` image filter."""
+    labels = (image.config.get("config") or {}).get("Labels") or {}
+    key, sep, value = selector.partition("=")
+    return key in labels and (not sep or labels[key] == value)
+
+
 def cmd_images(root: Root, store: ImageStore, p: Parsed) -> int:
     from .format import format_rows, human_duration, human_size
 
-    images = store.images()
-    dangling = None
+    images = store.images(all=bool(p.opts.get("all")))
     for f in p.opts.get("filter") or []:
         key, _, value = f.partition("=")
         if key == "dangling":
             if value.lower() not in ("true", "false", "1", "0"):
                 raise ContainerError(f"Invalid filter 'dangling=[{value}]'")
-            dangling = value.lower() in ("true", "1")
-        elif key in ("reference", "label", "before", "since"):
-            pass
-        else:
+            wanted = value.lower() in ("true", "1")
+            images = [i for i in images if i.dangling == wanted]
+        elif key == "label":
+            images = [i for i in images if _has_label(i, value)]
+        elif key in ("before", "since"):
+            pivot = store.resolve(value)
+            images = [i for i in images if (i.created < pivot.created if key == "before" else i.created > pivot.created)]
+        elif key != "reference":
             raise ContainerError(f"Invalid filter '{key}'")
-    if dangling is not None:
-        images = [i for i in images if i.dangling == dangling]
     refs = [f.partition("=")[2] for f in p.opts.get("filter") or [] if f.startswith("reference=")]
     if p.args:
         refs.append(p.args[0])
