@@ -412,6 +412,7 @@ def container_plan(root: Root, config: dict, cgroup) -> dict:
         "env": env, "user": cfg["User"] or "0", "workdir": cfg["WorkingDir"],
         "caps": capability_mask(host.get("CapAdd") or [], host.get("CapDrop") or [], host.get("Privileged", False)),
         "argv": [config["Path"], *config["Args"]], "init": bool(host.get("Init")),
+        "read_only": bool(host.get("ReadonlyRootfs")),
     }
 
 

@@ -130,3 +130,9 @@ def test_commit_and_run_the_committed_image(refengine):
     out = refengine("run", "--rm", "localhost/committed:1", "sh", "-c", "cat /kept; ls -A /data")
     assert out.stdout == "kept\n", out.stderr
     assert refengine("rmi", "localhost/committed:1").returncode == 0
+
+
+def test_read_only_rootfs(refengine):
+    result = refengine("run", "--rm", "--read-only", BASE, "touch", "/x")
+    assert result.returncode != 0 and "Read-only file system" in result.stderr
+    assert refengine("run", "--rm", "--read-only", BASE, "touch", "/dev/shm/x").returncode == 0
