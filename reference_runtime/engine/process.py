@@ -140,10 +140,28 @@ def reset_signals() -> None:
         _signal.signal(sig, _signal.SIG_DFL)
 
 
+def _execvpe(argv: list[str], env: dict) -> None:
+    """os.execvpe without its lazy ``import warnings``: after pivot_root the host's
+    modules are out of reach. The first error other than "not found" wins."""
+    cmd = argv[0]
+    if "/" in cmd:
+        os.execve(cmd, argv, env)
+    found_error = None
+    not_found = None
+    for directory in env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":"):
+        try:
+            os.execve(os.path.join(directory or ".", cmd), argv, env)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            not_found = not_found or exc
+        except OSError as exc:
+            found_error = found_error or exc
+    raise found_error or not_found or FileNotFoundError(2, "not found")
+
+
 def exec_command(argv: list[str], env: dict, err_fd: int) -> None:
     """exec, or report why not on ``err_fd`` and exit 126/127. Never returns."""
     try:
-        os.execvpe(argv[0], argv, env)
+        _execvpe(argv, env)
     except OSError as exc:
         code = 127 if isinstance(exc, (FileNotFoundError, NotADirectoryError)) else 126
         if "/" in argv[0]:
@@ -244,8 +262,11 @@ def container_main(plan: dict, err_fd: int) -> None:
     except Exception as exc:  # noqa: BLE001 - reported to the supervisor as one line, never a traceback
         _report(err_fd, 125, f"container setup failed: {exc}")
         os._exit(125)
-    if plan["init"]:
+    try:
         reset_signals()
-        run_init(plan["argv"], env, err_fd)
-    reset_signals()
-    exec_command(plan["argv"], env, err_fd)
+        if plan["init"]:
+            run_init(plan["argv"], env, err_fd)
+        exec_command(plan["argv"], env, err_fd)
+    except Exception as exc:  # noqa: BLE001 - one line to the user, never a silent 125
+        _report(err_fd, 125, f"container setup failed: {exc!r}")
+        os._exit(125)
