@@ -136,3 +136,24 @@ def test_read_only_rootfs(refengine):
     result = refengine("run", "--rm", "--read-only", BASE, "touch", "/x")
     assert result.returncode != 0 and "Read-only file system" in result.stderr
     assert refengine("run", "--rm", "--read-only", BASE, "touch", "/dev/shm/x").returncode == 0
+
+
+def test_no_module_is_imported_after_pivot_root(refengine, tmp_path):
+    """A bare interpreter (-S: no site, no editable-install finder importing half the
+    stdlib) finds every module the container process needs before pivot_root."""
+    import subprocess
+    import sys
+
+    repo = str(Path(__file__).resolve().parents[2])
+    boot = f"import sys; sys.path.insert(0, {repo!r}); from reference_runtime.engine.cli import main; main()"
+
+    def bare(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-S", "-c", boot, "--root", str(refengine.root), *args],
+                              capture_output=True, text=True, timeout=60)
+
+    assert bare("run", "--rm", BASE, "sh", "-c", "exit 3").returncode == 3
+    assert bare("run", "--rm", "--init", "-u", "nobody", BASE, "true").returncode == 0
+    missing = bare("run", "--rm", BASE, "no-such-command")
+    assert missing.returncode == 127 and "no-such-command" in missing.stderr
+    assert bare("run", "-d", "--name", "bare", BASE, "sleep", "100").returncode == 0
+    assert bare("exec", "-u", "nobody", "bare", "true").returncode == 0
