@@ -133,14 +133,6 @@ def cmd_exec(root: Root, p: Parsed) -> int:
             finally:
                 os._exit(126)
     os.close(err_w)
-    import _signal
-
-    def forward(sig, _frame):
-        try:
-            os.kill(child, sig)
-        except ProcessLookupError:
-            pass
-
     failure = b""
     while True:
         chunk = os.read(err_r, 4096)
@@ -153,7 +145,6 @@ def cmd_exec(root: Root, p: Parsed) -> int:
         c, _, message = failure.decode(errors="replace").partition(" ")
         sys.stderr.write(f"refengine: {message}\n")
         return int(c) if c.isdigit() else 126
-    del forward, _signal
     return code
 
 

@@ -16,7 +16,7 @@ from ..errors import ContainerError
 from . import jsonio
 from . import syscalls as sc
 from .flags import parse_signal
-from .state import ACTIVE, ZERO_TIME, Root, alive, new_state, process_start, rfc3339, trace
+from .state import ACTIVE, Root, alive, new_state, process_start, rfc3339, trace
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HOSTS = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
@@ -437,23 +437,6 @@ def start(root: Root, cid: str, *, attach: bool, interactive: bool = False) -> i
         lock.__exit__()
 
 
-def read_status(fd: int) -> list[str]:
-    """Lines from a supervisor's status pipe until EOF or an ``exit``/``error`` line."""
-    buf = b""
-    lines: list[str] = []
-    while True:
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            break
-        buf += chunk
-        if b"\nexit " in b"\n" + buf or b"\nerror " in b"\n" + buf:
-            if buf.endswith(b"\n"):
-                break
-    for line in buf.decode(errors="replace").splitlines():
-        lines.append(line)
-    return lines
-
-
 def signal_container(root: Root, state: dict, sig: int) -> bool:
     """Send ``sig`` to the container's PID 1 if it is still that process."""
     pid, start_ = state.get("Pid", 0), state.get("PidStart", 0)
@@ -760,6 +743,3 @@ def inspect_document(root: Root, config: dict, state: dict) -> dict:
         "Mounts": mounts, "Config": config["Config"], "NetworkSettings": network_settings,
     }
 
-
-def started_at_zero(state: dict) -> bool:
-    return state["StartedAt"] == ZERO_TIME

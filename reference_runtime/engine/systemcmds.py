@@ -308,7 +308,7 @@ def cmd_system_info(root: Root, p: Parsed) -> int:
         f" Operating System: {info['OperatingSystem']}", f" OSType: {info['OSType']}",
         f" Architecture: {info['Architecture']}", f" CPUs: {info['NCPU']}",
         f" Total Memory: {info['MemTotal'] / (1 << 30):.2f}GiB", f" Name: {info['Name']}",
-        f" Docker Root Dir: {info['DockerRootDir']}", f" Live Restore Enabled: false", "",
+        f" Docker Root Dir: {info['DockerRootDir']}", " Live Restore Enabled: false", "",
     ]
     sys.stdout.write("\n".join(lines) + "\n")
     for w in info["Warnings"]:

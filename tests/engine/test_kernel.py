@@ -9,7 +9,6 @@ import signal
 import time
 from pathlib import Path
 
-import pytest
 
 from .conftest import BASE, needs_kernel
 
