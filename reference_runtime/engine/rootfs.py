@@ -67,18 +67,32 @@ def _ensure_target(path: str, directory: bool) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
 
 
+# Device access. CAP_MKNOD is in docker's default set, and docker keeps it
+# harmless with the devices cgroup: mknod is allowed, opening any device but
+# the standard few is not. Joining the v1 devices controller would cost a
+# cgroup migration on every start, so every filesystem the container can write
+# to is mounted nodev instead (same effect: mknod succeeds, open fails) and the
+# standard devices are bind mounts of the host's nodes.
+
+
 def mount_overlay(merged: str, lowers: list[str], upper: str, work: str) -> None:
-    sc.mount("overlay", merged, "overlay", 0, f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}")
+    sc.mount("overlay", merged, "overlay", sc.MS_NODEV,
+             f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}")
 
 
 def setup_dev(rootfs: str) -> None:
     dev = secure_join(rootfs, "/dev")
     _ensure_target(dev, True)
-    sc.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_STRICTATIME, "mode=755,size=65536k")
+    sc.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_STRICTATIME, "mode=755,size=65536k")
     old = os.umask(0)
     try:
         for name, major, minor in _DEVICES:
-            os.mknod(f"{dev}/{name}", 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+            host = f"/dev/{name}"
+            st = os.stat(host)
+            if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(major, minor):
+                raise OSError(f"{host} is not the character device {major}:{minor}")
+            _ensure_target(f"{dev}/{name}", False)
+            sc.mount(host, f"{dev}/{name}", None, sc.MS_BIND)
         for name, mode in (("pts", 0o755), ("shm", 0o1777), ("mqueue", 0o755)):
             os.mkdir(f"{dev}/{name}", mode)
     finally:
@@ -97,8 +111,9 @@ def setup_dev(rootfs: str) -> None:
 
 def bind(source: str, target: str, read_only: bool) -> None:
     sc.mount(source, target, None, sc.MS_BIND | sc.MS_REC)
-    if read_only:
-        flags = sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY
+    # A writable directory gets nodev (see above); a single file cannot hold a new node.
+    if read_only or os.path.isdir(target):
+        flags = sc.MS_BIND | sc.MS_REMOUNT | sc.MS_NODEV | (sc.MS_RDONLY if read_only else 0)
         st = os.statvfs(target)
         # A locked flag of the source mount must be kept or the remount fails.
         for bit, mflag in ((os.ST_NOSUID, sc.MS_NOSUID), (os.ST_NODEV, sc.MS_NODEV), (os.ST_NOEXEC, sc.MS_NOEXEC)):

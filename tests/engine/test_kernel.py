@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import time
 from pathlib import Path
+
+import pytest
 
 
 from .conftest import BASE, needs_kernel
@@ -156,3 +159,36 @@ def test_no_module_is_imported_after_pivot_root(refengine, tmp_path):
     assert missing.returncode == 127 and "no-such-command" in missing.stderr
     assert bare("run", "-d", "--name", "bare", BASE, "sleep", "100").returncode == 0
     assert bare("exec", "-u", "nobody", "bare", "true").returncode == 0
+
+
+def _openable_char_device(tmp_path) -> tuple[int, int] | None:
+    """A device outside docker's standard set that this host lets root open."""
+    for major, minor in ((7, 0), (1, 11), (10, 237), (4, 0)):  # vcs, kmsg, loop-control, tty0
+        node = tmp_path / f"probe-{major}-{minor}"
+        try:
+            os.mknod(node, 0o600 | stat.S_IFCHR, os.makedev(major, minor))
+            os.close(os.open(node, os.O_RDONLY | os.O_NONBLOCK))
+            return major, minor
+        except OSError:
+            continue
+        finally:
+            node.unlink(missing_ok=True)
+    return None
+
+
+def test_device_nodes_can_be_made_but_not_opened(refengine, tmp_path):
+    # docker's devices cgroup allows mknod but denies opening other devices;
+    # refengine's nodev mounts must give the same, on every writable place.
+    device = _openable_char_device(tmp_path)
+    if device is None:
+        pytest.skip("this host lets root open no device outside the standard set")
+    volume_dir = tmp_path / "bind"
+    volume_dir.mkdir()
+    script = (f"for d in /tmp /dev /dev/shm /bind /vol; do mknod $d/node c {device[0]} {device[1]} && "
+              "( (: < $d/node) 2>/dev/null && echo OPENED $d || echo denied $d); done; "
+              "echo x > /dev/null && head -c 4 /dev/zero | wc -c")
+    result = refengine("run", "--rm", "-v", f"{volume_dir}:/bind", "-v", "devvol:/vol", BASE, "sh", "-c", script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["denied", "/tmp", "denied", "/dev", "denied", "/dev/shm", "denied", "/bind",
+                                     "denied", "/vol", "4"]
+    refengine("volume", "rm", "devvol")
