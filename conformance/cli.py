@@ -45,7 +45,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ConformanceError(f"unknown suite {suite!r}; known: {', '.join(sorted(p.name for p in SUITES_DIR.iterdir() if p.is_dir()))}")
         paths.append(str(path))
     if not subject and not registry:
-        subject = ["--engine", os.environ.get("CONFORMANCE_ENGINE", "")] if os.environ.get("CONFORMANCE_ENGINE") else []
+        from .engine_plugin import DEFAULT_ENGINE
+
+        subject = ["--engine", os.environ.get("CONFORMANCE_ENGINE") or DEFAULT_ENGINE]
     report_dir = Path(args.report_dir or REPORTS_DIR)
     argv = [sys.executable, "-m", "pytest", *paths, *subject, *registry, "--report-dir", str(report_dir),
             "-p", "xdist", "-n", str(args.jobs), "-rfEsx", "--rootdir", str(SUITES_DIR.parent)]
