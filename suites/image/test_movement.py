@@ -11,7 +11,7 @@ import pytest
 
 from .archive import (chain_ids, docker_archive, docker_manifest, members, oci_layout_problems, rewrite, sha256,
                       tar_of, uncompressed)
-from .conftest import COMMIT, EXPORT, IMPORT, LAYOUT_SPEC, LOAD, SAVE, TAG, diff_ids, image_id, new_ref, saved
+from .conftest import COMMIT, EXPORT, LAYOUT_SPEC, LOAD, SAVE, TAG, diff_ids, image_id, new_ref, saved
 
 
 @pytest.mark.spec(SAVE, "save writes a tar with docker's manifest.json: per image its config, its layers "
