@@ -41,18 +41,24 @@ def dockerfile(nonce: str) -> str:
 class BuildSubject:
     """One engine's builds of the bench context."""
 
-    def __init__(self, engine: str, env: dict[str, str] | None = None):
+    def __init__(self, engine: str, env: dict[str, str] | None = None, root_env: str = ""):
+        """``root_env``: a variable naming the engine's state root; a throwaway
+        root is made on first use and removed by :meth:`cleanup`."""
         profile = profile_by_name(engine)
         self.engine = engine
         self.argv = list(profile.argv)
         self.env = {**os.environ, **profile.env, **(env or {})}
+        self.root_env, self.root = root_env, None
         self.nonce = secrets.token_hex(6)
         self.ref = f"localhost/conformance/bench-build-{self.nonce}:latest"
         self.dir: Path | None = None
         self.unavailable = ""
 
     def _cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        return subprocess.run([*self.argv, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
+        try:
+            return subprocess.run([*self.argv, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise Unavailable(f"{self.engine}: {' '.join(args[:2])} did not complete: {exc}") from None
 
     def prepare(self) -> None:
         """Check the engine can build here, load the base image, write the context."""
@@ -65,6 +71,9 @@ class BuildSubject:
             self.unavailable = f"{self.argv[0]} is not installed"
             raise Unavailable(self.unavailable)
         self.argv[0] = exe
+        if self.root_env and self.root is None:
+            self.root = Path(tempfile.mkdtemp(prefix=f"bench-{self.engine}-root-"))
+            self.env[self.root_env] = str(self.root)
         probe = self._cli("build", "--help", timeout=60)
         if probe.returncode != 0:
             self.unavailable = f"{self.engine} has no build command: {(probe.stderr or probe.stdout).strip()[:120]}"
@@ -117,19 +126,24 @@ class BuildSubject:
 
     def cleanup(self) -> None:
         if self.dir is not None:
-            for _ in range(4):
-                listed = self._cli("images", "-a", "-q", "--no-trunc", "--filter", f"label={BENCH_LABEL}={self.nonce}",
-                                   timeout=60)
-                ids = sorted(set(listed.stdout.split())) if listed.returncode == 0 else []
-                if not ids:
-                    break
-                self._cli("rmi", "-f", *ids, timeout=300)
+            try:
+                for _ in range(4):  # children first: an image with children cannot go before them
+                    listed = self._cli("images", "-a", "-q", "--no-trunc", "--filter",
+                                       f"label={BENCH_LABEL}={self.nonce}", timeout=60)
+                    ids = sorted(set(listed.stdout.split())) if listed.returncode == 0 else []
+                    if not ids:
+                        break
+                    self._cli("rmi", "-f", *ids, timeout=300)
+            except Unavailable:
+                pass  # the engine went away; nothing more to remove through it
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
 
 
 def cases(options) -> list[Case]:
-    ref_root = Path(tempfile.mkdtemp(prefix="bench-refengine-build-"))
     out = []
     kinds = [
         ("cold", "build: cold (--no-cache)", "6 instructions, 10 MB COPY, nothing taken from the cache"),
@@ -137,18 +151,16 @@ def cases(options) -> list[Case]:
         ("copy_changed", "build: rebuild after one COPY source changed",
          "16 bytes of the 10 MB COPY source changed: COPY and the steps after it run again"),
     ]
-    for n, (kind, title, description) in enumerate(kinds):
+    for kind, title, description in kinds:
         engines = {
             "docker (classic builder)": BuildSubject("docker", {"DOCKER_BUILDKIT": "0"}),
             "podman": BuildSubject("podman"),
-            "refengine": BuildSubject("refengine", {"REFENGINE_ROOT": str(ref_root)}),
+            "refengine": BuildSubject("refengine", root_env="REFENGINE_ROOT"),
         }
 
-        def teardown(engines=engines, last=n == len(kinds) - 1) -> None:
+        def teardown(engines=engines) -> None:
             for subject in engines.values():
                 subject.cleanup()
-            if last:
-                shutil.rmtree(ref_root, ignore_errors=True)
 
         out.append(Case(name=title, unit="ms", higher_is_better=False,
                         subjects={name: getattr(subject, kind) for name, subject in engines.items()},
