@@ -18,6 +18,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..scopedpath import secure_join
 from .contexthash import Entry
 from .dockerignore import IgnoreMatcher, read_patterns
 from .errors import BuildError
@@ -74,35 +75,11 @@ class Source:
 
 
 def scoped_join(root: str, path: str) -> str:
-    """``root/path`` with every symlink resolved as if *root* were ``/`` (the runtime's
-    secure_join, repeated here because importing it loads ctypes, which a cached
-    rebuild does not otherwise need)."""
-    parts = [p for p in path.split("/") if p and p != "."]
-    resolved: list[str] = []
-    links = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, part)
-        try:
-            st = os.lstat(candidate)
-        except (FileNotFoundError, NotADirectoryError):
-            resolved.append(part)
-            continue
-        if stat.S_ISLNK(st.st_mode):
-            links += 1
-            if links > 40:
-                raise BuildError(f"too many levels of symbolic links in {path}")
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                resolved = []
-            parts = [p for p in target.split("/") if p and p != "."] + parts
-            continue
-        resolved.append(part)
-    return os.path.join(root, *resolved)
+    """``root/path`` with every symlink resolved as if *root* were ``/``."""
+    try:
+        return secure_join(root, path)
+    except OSError as exc:
+        raise BuildError(exc.strerror or str(exc)) from None
 
 
 def glob_regex(pattern: str) -> re.Pattern:

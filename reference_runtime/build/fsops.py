@@ -6,7 +6,7 @@ The step's layer is then the snapshot's upper directory, which the image
 store turns into a layer tar (overlay whiteouts -> ``.wh.`` files).
 
 Every path inside the snapshot is resolved with the rootfs's own symlinks
-scoped to it (:func:`reference_runtime.engine.rootfs.secure_join`), so
+scoped to it (:func:`reference_runtime.scopedpath.secure_join`), so
 neither the image nor an archive can make a write land outside it.
 """
 
@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from ..engine import syscalls as sc
-from ..engine.rootfs import secure_join
+from ..scopedpath import secure_join
 from .errors import BuildError
 
 _private_namespace = False
