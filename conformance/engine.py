@@ -95,6 +95,22 @@ class Engine:
             raise EngineCallFailed(str(result))
         return result
 
+    def query(self, *args: str, text: bool = True, timeout: float = DEFAULT_TIMEOUT, attempts: int = 3) -> CommandResult:
+        """A read-only call (inspect, save), retried a bounded number of times.
+
+        A daemonless engine's store is shared by concurrent processes: podman
+        4.3 fails an ``inspect`` that races another process's ``rmi`` of an
+        unrelated image ("locating item named "manifest" for image with ID
+        ...: file does not exist"). Checks about caches and digests are not
+        about that race; a query that fails every time still fails.
+        """
+        for attempt in range(attempts):
+            result = self.cli(*args, text=text, timeout=timeout)
+            if result.ok:
+                return result
+            time.sleep(0.5 * (attempt + 1))
+        return result
+
     def popen(self, *args: str, **kwargs) -> subprocess.Popen:
         """Start a CLI call without waiting (for attach/signal checks)."""
         return subprocess.Popen((*self.profile.command, *args), env={**os.environ, **self.profile.env}, **kwargs)

@@ -47,7 +47,7 @@ def format_table(result: CaseResult) -> list[str]:
     case = result.case
     lines = [f"{case.name} [{case.unit}, {'higher' if case.higher_is_better else 'lower'} is better; "
              f"ratio = median / median of {case.baseline}]",
-             f"| subject | median | p10 | p90 | n | ratio |", "|---|---:|---:|---:|---:|---:|"]
+             "| subject | median | p10 | p90 | n | ratio |", "|---|---:|---:|---:|---:|---:|"]
     for name, r in result.subjects.items():
         if r.unavailable and not r.values:
             lines.append(f"| {name} | unavailable: {r.unavailable} | | | | |")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,10 +113,10 @@ class Builds:
                             *(["-f", str(ctx / dockerfile)] if dockerfile != "Dockerfile" else []), str(ctx),
                             timeout=BUILD_TIMEOUT)
         assert result.ok, f"{engine.name}: build failed\n{result}"
-        inspected = read_only(engine, "image", "inspect", "--format", "{{.Id}}", ref)
+        inspected = engine.query("image", "inspect", "--format", "{{.Id}}", ref, timeout=BUILD_TIMEOUT)
         assert inspected.ok, f"{engine.name}: image inspect {ref} failed\n{inspected}"
         image_id = normal_id(inspected.stdout.strip())
-        saved = read_only(engine, "save", ref, text=False)
+        saved = engine.query("save", ref, text=False, timeout=BUILD_TIMEOUT)
         assert saved.ok, f"{engine.name}: save failed: {saved.stderr!r}"
         text = (ctx / dockerfile).read_text()
         steps = final_stage_steps(text)
@@ -158,22 +157,6 @@ class Builds:
                 return []
             engine.cli("rmi", "-f", *remaining, timeout=120)
         return remaining
-
-
-def read_only(engine, *args: str, text: bool = True, attempts: int = 3) -> CommandResult:
-    """A read-only query (inspect, save), retried a bounded number of times.
-
-    A daemonless engine's store is shared by concurrent processes: podman 4.3
-    fails an ``inspect`` that races another process's ``rmi`` ("locating item
-    named "manifest" for image with ID ...: file does not exist"). That race is
-    not what these checks are about, and a query that fails every time still fails.
-    """
-    for attempt in range(attempts):
-        result = engine.cli(*args, text=text, timeout=BUILD_TIMEOUT)
-        if result.ok:
-            return result
-        time.sleep(0.5 * (attempt + 1))
-    return result
 
 
 def normal_id(image_id: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 
 import pytest
 
@@ -31,24 +30,8 @@ def normal_id(image_id: str) -> str:
     return image_id if image_id.startswith("sha256:") else f"sha256:{image_id}"
 
 
-def read_only(engine, *args: str, text: bool = True, attempts: int = 3):
-    """A read-only query (inspect, save), retried a bounded number of times.
-
-    A daemonless engine's store is shared by concurrent processes: podman 4.3
-    fails an ``inspect`` that races another process's ``rmi`` ("locating item
-    named "manifest" for image with ID ...: file does not exist"). That race is
-    not what these checks are about, and a query that fails every time still fails.
-    """
-    for attempt in range(attempts):
-        result = engine.cli(*args, text=text, timeout=TIMEOUT)
-        if result.ok:
-            return result
-        time.sleep(0.5 * (attempt + 1))
-    return result
-
-
 def inspect_image(engine, ref: str) -> dict:
-    result = read_only(engine, "image", "inspect", ref)
+    result = engine.query("image", "inspect", ref, timeout=TIMEOUT)
     assert result.ok, f"{engine.name}: image inspect {ref} failed\n{result}"
     data = json.loads(result.stdout)
     return data[0] if isinstance(data, list) else data
@@ -65,7 +48,7 @@ def diff_ids(engine, ref: str) -> list[str]:
 
 def saved(engine, ref: str) -> dict[str, bytes]:
     """The members of ``save REF``'s archive."""
-    result = read_only(engine, "save", ref, text=False)
+    result = engine.query("save", ref, text=False, timeout=TIMEOUT)
     assert result.ok, f"{engine.name}: save {ref} failed: {result.stderr[-500:]!r}"
     return members(result.stdout)
 

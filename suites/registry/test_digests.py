@@ -8,7 +8,7 @@ import pytest
 from conformance.registry_client import (OCI_MANIFEST, config_blob, digest, digest_matches, error_codes,
                                          image_manifest)
 
-from .conftest import (ERROR_CODES, PULL_BLOBS, PULL_MANIFESTS, POST_PUT, PUSH_MANIFESTS, SINGLE_POST, blob,
+from .conftest import (ERROR_CODES, PULL_BLOBS, PULL_MANIFESTS, PUSH_MANIFESTS, blob,
                        describe)
 
 OCTETS = {"Content-Type": "application/octet-stream"}

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from .conftest import INSPECT, KILL, RESOURCES, RUN_EXIT_STATUS, STOP, WAIT, wait_exited
+from .conftest import INSPECT, KILL, RESOURCES, STOP, wait_exited
 
 DOCS = "https://docs.docker.com"
 STOPSIGNAL = f"{DOCS}/reference/dockerfile/#stopsignal"
