@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import shutil
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
@@ -128,6 +130,19 @@ def blob_cases(regs: Registries) -> list[Case]:
                 return size / MIB / (time.perf_counter() - start)
         return once
 
+    def pull_big_curl(subject: str) -> Callable[[], float]:
+        def once() -> float:
+            if not shutil.which("curl"):
+                raise Unavailable("curl is not installed")
+            url = f"{regs.url(subject)}/v2/bench/pull/blobs/{pulled[subject][0]}"
+            out = subprocess.run(["curl", "-sf", "-o", "/dev/null", "-w", "%{size_download} %{time_total}", url],
+                                 capture_output=True, text=True)
+            size, seconds = out.stdout.split() if out.returncode == 0 else ("0", "0")
+            if out.returncode != 0 or int(size) != BIG:
+                raise Unavailable(f"curl GET failed ({out.returncode}): {out.stderr.strip()[:200]}")
+            return BIG / MIB / float(seconds)
+        return once
+
     def pull_small(subject: str) -> Callable[[], float]:
         def once() -> float:
             with _client(regs.url(subject)) as c, ThreadPoolExecutor(PARALLEL) as pool:
@@ -144,8 +159,11 @@ def blob_cases(regs: Registries) -> list[Case]:
              setup=regs.setup, teardown=regs.teardown, description="httpx, one request body from memory"),
         Case("registry: push 50 layers of 64 KiB (4 parallel)", "MB/s", True, each(push_small), "docker-registry",
              setup=regs.setup, teardown=regs.teardown, description="POST+PUT per layer, shared keep-alive client"),
-        Case("registry: pull one 100 MiB blob", "MB/s", True, each(pull_big), "docker-registry",
+        Case("registry: pull one 100 MiB blob (httpx)", "MB/s", True, each(pull_big), "docker-registry",
              setup=prepare_pulls, teardown=regs.teardown, description="httpx streaming GET, 1 MiB reads"),
+        Case("registry: pull one 100 MiB blob (curl)", "MB/s", True, each(pull_big_curl), "docker-registry",
+             setup=prepare_pulls, teardown=regs.teardown,
+             description="curl -o /dev/null, a client fast enough to show the server's rate"),
         Case("registry: pull 50 layers of 64 KiB (4 parallel)", "MB/s", True, each(pull_small), "docker-registry",
              setup=prepare_pulls, teardown=regs.teardown, description="GET per layer, shared keep-alive client"),
     ]
