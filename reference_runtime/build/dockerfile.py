@@ -249,8 +249,17 @@ def _json_list(rest: str) -> list[str] | None:
 
 
 def _looks_json(rest: str) -> bool:
+    """JSON that is a list but not of strings: docker refuses it ("arrays must be
+    comprised of strings only"); text that is not JSON at all, such as
+    ``RUN [ -f /x ]``, is shell form there and here."""
     text = rest.strip()
-    return text.startswith("[") and text.endswith("]")
+    if not text.startswith("["):
+        return False
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(value, list)
 
 
 def _name_values(keyword: str, rest: str, line: int, escape: str) -> tuple[str, ...]:

@@ -36,6 +36,10 @@ def test_from_scratch_and_platform_warning():
     ("ENTRYPOINT exec app", ("exec app",), False),
     ('SHELL ["/bin/sh", "-ec"]', ("/bin/sh", "-ec"), True),
     ("RUN [notjson", ("[notjson",), False),
+    # not JSON at all: shell form, as docker parses it (a shell test is common)
+    ("RUN [ -f /etc/passwd ]", ("[ -f /etc/passwd ]",), False),
+    ('RUN [ "$A" = "b" ]', ('[ "$A" = "b" ]',), False),
+    ("CMD ['sh']", ("['sh']",), False),
 ])
 def test_exec_and_shell_forms(text, args, as_json):
     ins = one(text)
@@ -99,9 +103,9 @@ def test_parse_words_keeps_quotes_like_buildkit():
     ("", 1, "file with no instructions"),
     ("# only a comment\n", 1, "file with no instructions"),
     ("FROM scratch\nSHELL /bin/sh -c\n", 2, "SHELL requires the arguments to be in JSON form"),
-    ("FROM scratch\nCMD ['sh']\n", 2, "is not a JSON array of strings"),
     ("FROM scratch\nRUN [\"a\", 1]\n", 2, "is not a JSON array of strings"),
-    ("FROM scratch\nCOPY [\"a\" \"b\"]\n", 2, "is not a JSON array of strings"),
+    ("FROM scratch\nCMD [[\"sh\"]]\n", 2, "is not a JSON array of strings"),
+    ("FROM scratch\nVOLUME [1]\n", 2, "is not a JSON array of strings"),
     ("FROM scratch\n\nCOPY a\n", 3, "COPY requires at least two arguments"),
     ("FROM scratch\nCOPY --from=0 a /b\n", 2, "refers to current build stage"),
     ("FROM scratch AS a\nCOPY --from=b /x /y\nFROM scratch AS b\n", 2, "refers to a later build stage"),
