@@ -46,6 +46,24 @@ def required_capabilities(item: pytest.Item) -> list[str]:
     return [cap for marker in item.iter_markers("requires") for cap in marker.args]
 
 
+def mark_for_subject(item: pytest.Item, kind: str, profile) -> None:
+    """Tie a check to the subject it runs against (``kind:name`` in its results),
+    skip it when the profile lacks a capability it needs, and make a known
+    deviation of the profile a strict xfail carrying the evidence.
+
+    ``profile`` is an engine or registry profile: ``name``, ``has(cap)``,
+    ``deviation(check_id)``.
+    """
+    item.user_properties.append(("subject", f"{kind}:{profile.name}"))
+    missing = [cap for cap in required_capabilities(item) if not profile.has(cap)]
+    if missing:
+        item.add_marker(pytest.mark.skip(reason=f"{kind} {profile.name} lacks capability {', '.join(missing)}"))
+        return
+    reason = profile.deviation(check_id(item))
+    if reason:
+        item.add_marker(pytest.mark.xfail(reason=f"known deviation of {profile.name}: {reason}", strict=True))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "spec(url, text): the documented behaviour a check verifies")
     config.addinivalue_line(

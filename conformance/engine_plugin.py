@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from . import testimage
-from .checks import check_id, required_capabilities
+from .checks import mark_for_subject
 from .engine import Engine
 from .errors import ConformanceError
 from .profile import Profile, load_profile, profile_by_name
@@ -84,14 +84,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     profile = resolve_profile(config)
     for item in engine_items:
-        item.user_properties.append(("subject", f"engine:{profile.name}"))
-        missing = [cap for cap in required_capabilities(item) if not profile.has(cap)]
-        if missing:
-            item.add_marker(pytest.mark.skip(reason=f"engine {profile.name} lacks capability {', '.join(missing)}"))
-            continue
-        reason = profile.deviation(check_id(item))
-        if reason:
-            item.add_marker(pytest.mark.xfail(reason=f"known deviation of {profile.name}: {reason}", strict=True))
+        mark_for_subject(item, "engine", profile)
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from .checks import check_id, required_capabilities
+from .checks import mark_for_subject
 from .errors import ConformanceError
 from .registry_client import Endpoint, RegistryClient, parse_challenge
 from .registry_profile import (RegistryProfile, load_registry_profile, registry_profile_by_name, url_profile)
@@ -114,14 +114,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     profile = resolve_registry_profile(config)
     for item in registry_items:
-        item.user_properties.append(("subject", f"registry:{profile.name}"))
-        missing = [cap for cap in required_capabilities(item) if not profile.has(cap)]
-        if missing:
-            item.add_marker(pytest.mark.skip(reason=f"registry {profile.name} lacks capability {', '.join(missing)}"))
-            continue
-        reason = profile.deviation(check_id(item))
-        if reason:
-            item.add_marker(pytest.mark.xfail(reason=f"known deviation of {profile.name}: {reason}", strict=True))
+        mark_for_subject(item, "registry", profile)
 
 
 @dataclass
