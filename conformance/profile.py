@@ -92,24 +92,40 @@ class Profile:
         return self.deviations.get(base)
 
 
-def parse_profile(text: str, *, source: str = "<profile>", profile_dir: Path | None = None) -> Profile:
-    """Parse and validate profile TOML. Pure: no file or engine is touched."""
+def read_profile_table(text: str, source: str, keys: set[str]) -> dict:
+    """The checks every profile (engine or registry) shares: valid TOML, only
+    ``keys``, a ``name``, string ``[env]`` values, ``[deviations]`` mapping
+    check ids to a reason. Pure."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConformanceError(f"{source}: not valid TOML: {exc}") from None
-    unknown = set(data) - _KEYS
+    unknown = set(data) - keys
     if unknown:
-        raise ConformanceError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_KEYS))}")
+        raise ConformanceError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(keys))}")
     name = data.get("name")
     if not isinstance(name, str) or not name:
         raise ConformanceError(f"{source}: 'name' must be a non-empty string")
+    env = data.get("env", {})
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        raise ConformanceError(f"{source}: [env] values must be strings")
+    devs = data.get("deviations", {})
+    if not isinstance(devs, dict) or not all(isinstance(v, str) and v.strip() for v in devs.values()):
+        raise ConformanceError(f"{source}: [deviations] maps check ids to a non-empty reason with evidence")
+    for check_id in devs:
+        if "::" not in check_id:
+            raise ConformanceError(f"{source}: deviation key {check_id!r} is not a check id like 'suite/test_file.py::test_name'")
+    return data
+
+
+def parse_profile(text: str, *, source: str = "<profile>", profile_dir: Path | None = None) -> Profile:
+    """Parse and validate profile TOML. Pure: no file or engine is touched."""
+    data = read_profile_table(text, source, _KEYS)
+    name = data["name"]
     argv = data.get("argv")
     if not isinstance(argv, list) or not argv or not all(isinstance(a, str) and a for a in argv):
         raise ConformanceError(f"{source}: 'argv' must be a non-empty list of strings, e.g. argv = [\"docker\"]")
     env = data.get("env", {})
-    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
-        raise ConformanceError(f"{source}: [env] values must be strings")
     caps = data.get("capabilities", [])
     if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
         raise ConformanceError(f"{source}: 'capabilities' must be a list of strings")
@@ -117,11 +133,6 @@ def parse_profile(text: str, *, source: str = "<profile>", profile_dir: Path | N
     if bad:
         raise ConformanceError(f"{source}: unknown capabilit{'y' if len(bad) == 1 else 'ies'} {', '.join(bad)}; known: {', '.join(sorted(KNOWN_CAPABILITIES))}")
     devs = data.get("deviations", {})
-    if not isinstance(devs, dict) or not all(isinstance(v, str) and v.strip() for v in devs.values()):
-        raise ConformanceError(f"{source}: [deviations] maps check ids to a non-empty reason with evidence")
-    for check_id in devs:
-        if "::" not in check_id:
-            raise ConformanceError(f"{source}: deviation key {check_id!r} is not a check id like 'runtime/test_file.py::test_name'")
     pdir = str(profile_dir) if profile_dir else "."
     env = {k: v.replace("{profile_dir}", pdir) for k, v in env.items()}
     return Profile(

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -33,6 +32,7 @@ from typing import Mapping
 
 from . import FIXTURES_DIR
 from .errors import ConformanceError
+from .profile import read_profile_table
 
 REGISTRIES_DIR = FIXTURES_DIR / "registries"
 
@@ -122,25 +122,8 @@ def check_capabilities(caps: object, source: str) -> frozenset[str]:
 
 def parse_registry_profile(text: str, *, source: str = "<registry profile>") -> RegistryProfile:
     """Parse and validate registry profile TOML. Pure: nothing is started or read."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConformanceError(f"{source}: not valid TOML: {exc}") from None
-    unknown = set(data) - _KEYS
-    if unknown:
-        raise ConformanceError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_KEYS))}")
-    name = data.get("name")
-    if not isinstance(name, str) or not name:
-        raise ConformanceError(f"{source}: 'name' must be a non-empty string")
-    env = data.get("env", {})
-    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
-        raise ConformanceError(f"{source}: [env] values must be strings")
-    devs = data.get("deviations", {})
-    if not isinstance(devs, dict) or not all(isinstance(v, str) and v.strip() for v in devs.values()):
-        raise ConformanceError(f"{source}: [deviations] maps check ids to a non-empty reason with evidence")
-    for check_id in devs:
-        if "::" not in check_id:
-            raise ConformanceError(f"{source}: deviation key {check_id!r} is not a check id like 'registry/test_file.py::test_name'")
+    data = read_profile_table(text, source, _KEYS)
+    name, env, devs = data["name"], data.get("env", {}), data.get("deviations", {})
     return RegistryProfile(
         name=name,
         serve=_argv(data, "serve", source, required=True),
