@@ -124,13 +124,7 @@ def _spawn(plan: dict, output_fd: int) -> tuple[int, str]:
             os._exit(125)
     os.close(err_w)
     os.close(null)
-    failure = b""
-    while chunk := os.read(err_r, 4096):
-        failure += chunk
-    os.close(err_r)
     _, status = os.waitpid(pid, 0)
     code = process.exit_status(status)
-    if failure:
-        code_text, _, message = failure.decode(errors="replace").partition(" ")
-        return int(code_text) if code_text.isdigit() else code, message
-    return code, ""
+    # The report fits the pipe's buffer, so reading it after the wait cannot block the child.
+    return process.read_report(err_r, default=code) or (code, "")

@@ -79,7 +79,7 @@ def _enter_rootfs(root: Root, cid: str, writable: bool) -> None:
 
 def cmd_exec(root: Root, p: Parsed) -> int:
     from .cgroups import Cgroup
-    from .process import capability_mask, drop_privileges, exec_command, reset_signals
+    from .process import capability_mask, drop_privileges, exec_command, read_report, reset_signals
     from .runtime import _env_flags, merge_env
 
     cid = root.find(p.args[0])
@@ -133,18 +133,11 @@ def cmd_exec(root: Root, p: Parsed) -> int:
             finally:
                 os._exit(126)
     os.close(err_w)
-    failure = b""
-    while True:
-        chunk = os.read(err_r, 4096)
-        if not chunk:
-            break
-        failure += chunk
-    os.close(err_r)
+    failure = read_report(err_r, default=126)
     code = _wait_child(child)
     if failure:
-        c, _, message = failure.decode(errors="replace").partition(" ")
-        sys.stderr.write(f"refengine: {message}\n")
-        return int(c) if c.isdigit() else 126
+        sys.stderr.write(f"refengine: {failure[1]}\n")
+        return failure[0]
     return code
 
 

@@ -181,6 +181,22 @@ def _report(err_fd: int, code: int, message: str) -> None:
         pass
 
 
+def read_report(err_fd: int, default: int) -> tuple[int, str] | None:
+    """The reading end of :func:`_report`: the pipe is read to EOF and closed.
+
+    None when the command was exec'd (close-on-exec closed the pipe empty),
+    else (status, message); a report without a number gives ``default``.
+    """
+    data = b""
+    while chunk := os.read(err_fd, 4096):
+        data += chunk
+    os.close(err_fd)
+    if not data:
+        return None
+    code, _, message = data.decode(errors="replace").partition(" ")
+    return (int(code) if code.isdigit() else default), message
+
+
 def exit_status(status: int) -> int:
     """A wait status as docker's exit code: the code, or 128 + the signal."""
     if os.WIFSIGNALED(status):

@@ -266,20 +266,13 @@ class Supervisor:
             os.close(fd)
         if stdin != self.stdin:
             os.close(stdin)
-        failure = b""
-        while True:
-            chunk = os.read(x_r, 4096)
-            if not chunk:
-                break
-            failure += chunk
-        os.close(x_r)
+        failure = process.read_report(x_r, default=125)
         trace("supervisor: exec done")
         if failure:
             os.waitpid(pid, 0)
             os.close(out_r)
             os.close(err_r)
-            code, _, message = failure.decode(errors="replace").partition(" ")
-            self._start_failed(int(code), message, first)
+            self._start_failed(*failure, first)
             return None
         pid_start = process_start(pid)
         me_start = process_start(self.me)
