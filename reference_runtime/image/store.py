@@ -35,6 +35,7 @@ import json
 import os
 from pathlib import Path
 
+from ..atomicfile import fsync_dir, write_atomic
 from ..errors import StoreError
 from . import index as idx
 from . import reference as reflib
@@ -246,7 +247,7 @@ class ImageStore:
 
     def _write_index(self, index: dict) -> None:
         data = json.dumps(index, sort_keys=True, indent=1).encode()
-        _write_atomic(self.index_path, data)
+        write_atomic(self.index_path, data)
 
     def _staging(self) -> _Staged:
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -324,8 +325,8 @@ class ImageStore:
                 with open(self.blob_dir / diff_id[7:], "rb") as f:
                     size = unpack_layer(f, final)
             index["layers"][chain] = {"diff_id": diff_id, "size": size}
-        _fsync_dir(self.blob_dir)
-        _fsync_dir(self.layer_dir)
+        fsync_dir(self.blob_dir)
+        fsync_dir(self.layer_dir)
 
     @staticmethod
     def _add_image(index: dict, config_bytes: bytes, config: dict, *, parent: str = "") -> str:
@@ -688,27 +689,3 @@ def _go_arch() -> str:
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(m, m)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write *data* to *path* so readers see the old or the new file, never a torn one."""
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)

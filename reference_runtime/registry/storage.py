@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from reference_runtime.atomicfile import fsync_dir, write_atomic
 from reference_runtime.errors import RegistryError
 from reference_runtime.registry.manifests import Manifest
 from reference_runtime.registry.paths import Layout
@@ -56,28 +57,6 @@ class MissingReferences(RegistryError):
         super().__init__("manifest references unknown blobs or manifests")
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so readers see the old or the new file, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".tmp-{uuidlib.uuid4().hex}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
 
 
 def read_link(path: Path) -> Digest | None:
@@ -184,7 +163,7 @@ class Storage:
     def _link_layer(self, name: str, digest: Digest) -> None:
         link = self.layout.layer_link(name, digest)
         if read_link(link) != digest:
-            atomic_write(link, str(digest).encode())
+            write_atomic(link, str(digest).encode())
 
     def unlink_blob(self, name: str, digest: Digest) -> bool:
         link = self.layout.layer_link(name, digest)
@@ -293,18 +272,18 @@ class Storage:
             if os.path.exists(target):
                 self.touch(digest)
             else:
-                atomic_write(target, data)
+                write_atomic(target, data)
             link = self.layout.revision_link(name, digest)
             if not link.exists():
-                atomic_write(link, str(digest).encode())
+                write_atomic(link, str(digest).encode())
             if manifest.subject is not None:
                 entry = self.layout.referrer_entry(name, manifest.subject, digest)
                 if not entry.exists():
-                    atomic_write(entry, b"")
+                    write_atomic(entry, b"")
             if tag is not None:
                 tag_link = self.layout.tag_link(name, tag)
                 if read_link(tag_link) != digest:
-                    atomic_write(tag_link, str(digest).encode())
+                    write_atomic(tag_link, str(digest).encode())
 
     def list_tags(self, name: str) -> list[str] | None:
         """Sorted tags, or None when the repository does not exist."""
