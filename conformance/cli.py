@@ -48,6 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .engine_plugin import DEFAULT_ENGINE
 
         subject = ["--engine", os.environ.get("CONFORMANCE_ENGINE") or DEFAULT_ENGINE]
+    warn_unrequired_capabilities(args)
     report_dir = Path(args.report_dir or REPORTS_DIR)
     argv = [sys.executable, "-m", "pytest", *paths, *subject, *registry, "--report-dir", str(report_dir),
             "-p", "xdist", "-n", str(args.jobs), "-rfEsx", "--rootdir", str(SUITES_DIR.parent)]
@@ -64,6 +65,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConformanceError as exc:
         print(f"conformance: report not written: {exc}", file=sys.stderr)
     return status
+
+
+def warn_unrequired_capabilities(args: argparse.Namespace) -> None:
+    """A capability that no check requires is a claim nothing verifies: say so."""
+    from .checks import unrequired_capabilities
+    from .engine_plugin import DEFAULT_ENGINE
+    from .profile import load_profile, profile_by_name
+    from .registry_profile import registry_profile_by_name
+
+    profiles = []
+    if args.engine_profile:
+        profiles.append(load_profile(Path(args.engine_profile)))
+    elif args.engine or not (args.registry or args.registry_impl):
+        profiles.append(profile_by_name(args.engine or os.environ.get("CONFORMANCE_ENGINE") or DEFAULT_ENGINE))
+    if args.registry_impl:
+        profiles.append(registry_profile_by_name(args.registry_impl))
+    for profile in profiles:
+        unrequired = unrequired_capabilities(profile)
+        if unrequired:
+            print(f"conformance: warning: profile {profile.name} declares capabilit{'y' if len(unrequired) == 1 else 'ies'} "
+                  f"that no check requires: {', '.join(unrequired)}", file=sys.stderr)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

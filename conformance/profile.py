@@ -7,8 +7,9 @@ A profile is a TOML file under ``fixtures/engines/``::
     capabilities = ["oom-kill", ...]       # what the engine can do here
     [env]                                  # added to the environment
     CONTAINERS_CONF = "{profile_dir}/podman-containers.conf"
-    [deviations]                           # check id -> reason + evidence
-    "runtime/test_signals.py::test_x" = "podman 4.3 exits 2: ..."
+    [deviations."runtime/test_signals.py::test_x"]   # the failure it expects
+    match = "exit 2"                                # regex on the failure message
+    evidence = "podman 4.3 exits 2: ..."            # what was seen, with versions
 
 A new engine is a new profile, not new code.
 
@@ -28,6 +29,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 from . import FIXTURES_DIR
+from .deviation import Deviation, lookup, parse_deviations
 from .errors import ConformanceError
 
 ENGINES_DIR = FIXTURES_DIR / "engines"
@@ -62,7 +64,7 @@ class Profile:
     argv: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
     capabilities: frozenset[str] = frozenset()
-    deviations: Mapping[str, str] = field(default_factory=dict)
+    deviations: Mapping[str, Deviation] = field(default_factory=dict)
     description: str = ""
     path: Path | None = None
 
@@ -80,22 +82,16 @@ class Profile:
     def has(self, capability: str) -> bool:
         return capability in self.capabilities
 
-    def deviation(self, check_id: str) -> str | None:
-        """The recorded deviation for a check id, or for its parametrised base.
-
-        ``runtime/t.py::test_x[3]`` matches an entry for ``runtime/t.py::test_x``
-        so one entry can cover every parameter of a check.
-        """
-        if check_id in self.deviations:
-            return self.deviations[check_id]
-        base = check_id.split("[", 1)[0]
-        return self.deviations.get(base)
+    def deviation(self, check_id: str) -> Deviation | None:
+        """The recorded deviation for a check id, or for its parametrised base."""
+        return lookup(self.deviations, check_id)
 
 
 def read_profile_table(text: str, source: str, keys: set[str]) -> dict:
     """The checks every profile (engine or registry) shares: valid TOML, only
     ``keys``, a ``name``, string ``[env]`` values, ``[deviations]`` mapping
-    check ids to a reason. Pure."""
+    check ids to the failure each expects (:mod:`conformance.deviation`),
+    returned as :class:`Deviation` values. Pure."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -109,12 +105,7 @@ def read_profile_table(text: str, source: str, keys: set[str]) -> dict:
     env = data.get("env", {})
     if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
         raise ConformanceError(f"{source}: [env] values must be strings")
-    devs = data.get("deviations", {})
-    if not isinstance(devs, dict) or not all(isinstance(v, str) and v.strip() for v in devs.values()):
-        raise ConformanceError(f"{source}: [deviations] maps check ids to a non-empty reason with evidence")
-    for check_id in devs:
-        if "::" not in check_id:
-            raise ConformanceError(f"{source}: deviation key {check_id!r} is not a check id like 'suite/test_file.py::test_name'")
+    data["deviations"] = parse_deviations(data.get("deviations", {}), source=source)
     return data
 
 

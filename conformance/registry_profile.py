@@ -9,8 +9,9 @@ starts the registry itself (``--registry-impl NAME``)::
     version = ["/usr/bin/docker-registry", "--version"]
     capabilities = ["delete", "catalog", ...]
     [env]
-    [deviations]                                                     # check id -> reason + evidence
-    "registry/test_push.py::test_x" = "distribution 2.8.2 answers 202: ..."
+    [deviations."registry/test_push.py::test_x"]                     # the failure it expects
+    match = "202"
+    evidence = "distribution 2.8.2 answers 202: ..."
 
 A registry met only at a URL (``--registry URL``) gets a profile made from
 the command line (:func:`url_profile`): no commands, the capabilities given
@@ -31,6 +32,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 from . import FIXTURES_DIR
+from .deviation import Deviation, lookup
 from .errors import ConformanceError
 from .profile import read_profile_table
 
@@ -66,7 +68,7 @@ class RegistryProfile:
     version: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     capabilities: frozenset[str] = frozenset()
-    deviations: Mapping[str, str] = field(default_factory=dict)
+    deviations: Mapping[str, Deviation] = field(default_factory=dict)
     description: str = ""
     path: Path | None = None
 
@@ -84,11 +86,9 @@ class RegistryProfile:
             raise ConformanceError(f"registry profile {self.name!r} has no {which!r} command")
         return [resolve_program(argv[0])] + [a.replace("{config}", str(config)) for a in argv[1:]]
 
-    def deviation(self, check_id: str) -> str | None:
+    def deviation(self, check_id: str) -> Deviation | None:
         """The recorded deviation for a check id, or for its parametrised base."""
-        if check_id in self.deviations:
-            return self.deviations[check_id]
-        return self.deviations.get(check_id.split("[", 1)[0])
+        return lookup(self.deviations, check_id)
 
 
 def resolve_program(program: str) -> str:

@@ -123,13 +123,20 @@ class ResultsRecorder:
         if previous and _RANK[previous["outcome"]] >= _RANK[outcome[0]]:
             previous["duration"] += report.duration
             return
-        self.checks[key] = {
+        entry = {
             "id": props["check_id"],
             "outcome": outcome[0],
             "reason": outcome[1],
             "spec": {"url": props.get("spec_url", ""), "text": props.get("spec_text", "")},
             "duration": report.duration + (previous["duration"] if previous else 0.0),
         }
+        # The failure as it happened, beside the deviation recorded for the
+        # check: a reader sees both what was expected and what occurred.
+        if props.get("failure_message"):
+            entry["message"] = props["failure_message"]
+        if props.get("deviation"):
+            entry["deviation"] = props["deviation"]
+        self.checks[key] = entry
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         for path in self.write():

@@ -20,6 +20,10 @@ class CheckResult:
     spec_url: str = ""
     spec_text: str = ""
     duration: float = 0.0
+    #: the actual failure message (failed, error, deviation)
+    message: str = ""
+    #: the deviation the subject's profile records for this check, if any
+    deviation: str = ""
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ def parse_run(data: dict, *, source: str = "<results>") -> Run:
                 id=c["id"], outcome=c["outcome"], reason=c.get("reason", ""),
                 spec_url=c.get("spec", {}).get("url", ""), spec_text=c.get("spec", {}).get("text", ""),
                 duration=float(c.get("duration", 0.0)),
+                message=str(c.get("message", "")), deviation=str(c.get("deviation", "")),
             )
             for c in data["checks"]
         )

@@ -8,7 +8,8 @@ from conformance.results import merge, parse_run
 
 def run(name, checks, kind="engine"):
     return parse_run({"subject": {"kind": kind, "name": name, "version": f"{name} 9"}, "started": "2026-01-01",
-                      "checks": [{"id": i, "outcome": o, "reason": r, "spec": {"url": u, "text": "documented <thing>"}}
+                      "checks": [{"id": i, "outcome": o, "reason": r, "spec": {"url": u, "text": "documented <thing>"},
+                                  **({"message": f"seen {r}"} if o == "deviation" else {})}
                                  for i, o, r, u in checks]})
 
 
@@ -63,7 +64,9 @@ def test_matrix_has_a_cell_per_check_and_engine_with_reasons_and_spec_links():
     assert [text for _, text in header] == ["check", "engine:docker", "engine:podman"]
     assert suite == [("", "runtime")]
     assert exit_row[1:] == [("passed", "pass"), ("failed", "FAIL assert 1 == 0")]
-    assert oom_row[1:] == [("deviation", "known deviation known deviation of docker: OOMKilled <false>"),
+    assert oom_row[1:] == [("deviation", "known deviation seen: seen known deviation of docker: OOMKilled <false> "
+                                         "seen: seen known deviation of docker: OOMKilled <false> "
+                                         "recorded: known deviation of docker: OOMKilled <false>"),
                            ("skipped", "skip engine podman lacks capability oom-kill")]
     assert exit_row[0][1].startswith("runtime/test_a.py::test_exit documented <thing>")
     assert parser.links["runtime/test_a.py::test_exit"] == "https://docs.docker.com/run#exit"
