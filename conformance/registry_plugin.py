@@ -14,7 +14,7 @@ Fixtures: ``registry`` (the main target), ``registry_nodelete``,
 ``registry_basic``, ``registry_token``, ``registry_factory`` (a fresh
 instance for a destructive check such as garbage collection) and ``repo`` (a
 repository name unique to the check). Checks needing a capability the
-registry lacks are skipped; known deviations become strict xfails.
+registry lacks are skipped; known deviations become strict expected failures of the exact failure named.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ import pytest
 from .checks import mark_for_subject
 from .errors import ConformanceError
 from .registry_client import Endpoint, RegistryClient, parse_challenge
-from .registry_profile import (RegistryProfile, load_registry_profile, registry_profile_by_name, url_profile)
+from .registry_profile import (KNOWN_CAPABILITIES, RegistryProfile, load_registry_profile, registry_profile_by_name,
+                               url_profile)
 from .registry_server import RunningRegistry, start_registry
 from .report_plugin import register_describer
 
@@ -52,7 +53,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="password for --registry (or $CONFORMANCE_REGISTRY_PASSWORD)")
     group.addoption("--registry-ca", metavar="FILE", default=None, help="CA bundle the --registry URL's certificate chains to")
     group.addoption("--registry-capability", metavar="NAME", action="append", default=[],
-                    help="an optional feature the --registry URL offers (repeatable): delete, catalog, referrers, ...")
+                    help=f"an optional feature the --registry URL offers (repeatable): {', '.join(sorted(KNOWN_CAPABILITIES))}")
     group.addoption("--registry-name", metavar="NAME", default=None, help="name of the --registry URL in reports")
     group.addoption("--registry-impl", metavar="NAME", default=None,
                     help=f"start this implementation from fixtures/registries/ (default: $CONFORMANCE_REGISTRY_IMPL or {DEFAULT_IMPL})")
@@ -98,7 +99,7 @@ def describe_registry(config: pytest.Config, name: str) -> dict:
         "url": config.getoption("registry") or "",
         "profile": str(profile.path or ""),
         "capabilities": sorted(profile.capabilities),
-        "deviations": dict(profile.deviations),
+        "deviations": {k: d.describe() for k, d in profile.deviations.items()},
     }
 
 

@@ -41,7 +41,8 @@ REGISTRIES_DIR = FIXTURES_DIR / "registries"
 #: Optional features a check may require; a profile naming another is a typo.
 KNOWN_CAPABILITIES = frozenset(
     {
-        "delete",  # DELETE of manifests, tags and blobs is enabled
+        "delete",  # DELETE of manifests and blobs is enabled
+        "tag-delete",  # DELETE /v2/<name>/manifests/<tag> removes just that tag (a MAY of the spec)
         "catalog",  # GET /v2/_catalog
         "referrers",  # GET /v2/<name>/referrers/<digest> and OCI-Subject
         "sha512",  # blobs addressed by sha512 digests

@@ -50,7 +50,8 @@ def test_manifest_naming_missing_blobs_is_refused_one_error_per_blob(registry, r
         assert c.get_manifest(repo, digest(manifest)).status_code == 404
 
 
-@pytest.mark.spec(PUSH_MANIFESTS, "a manifest PUT by a digest reference its bytes do not hash to is refused with 400")
+@pytest.mark.spec(PUSH_MANIFESTS, "a manifest PUT by a digest reference its bytes do not hash to is refused with 400 "
+                                  "DIGEST_INVALID (provided digest did not match uploaded content)")
 def test_manifest_put_by_wrong_digest_is_refused(registry, repo):
     config = config_blob("wrong-digest")
     with registry.client() as c:
@@ -59,7 +60,7 @@ def test_manifest_put_by_wrong_digest_is_refused(registry, repo):
         other = digest(image_manifest(config, [], annotations={"x": "y"}))
         r = c.push_manifest(repo, other, manifest, OCI_MANIFEST)
         assert r.status_code == 400, describe(r)
-        assert set(error_codes(r)) & {"DIGEST_INVALID", "MANIFEST_INVALID"}, describe(r)
+        assert "DIGEST_INVALID" in error_codes(r), describe(r)
         for ref in (other, digest(manifest)):
             got = c.get_manifest(repo, ref)
             assert got.status_code == 404, f"stored after a refused PUT: {describe(got)}"
@@ -89,8 +90,8 @@ def test_sha512_blob(registry, repo):
         assert d.startswith("sha512:")
         got = c.get(f"/v2/{repo}/blobs/{d}")
         assert got.status_code == 200 and got.content == data, describe(got)
-        served = got.headers.get("Docker-Content-Digest")
-        assert served is None or digest_matches(served, got.content), describe(got)
+        served = got.headers.get("Docker-Content-Digest")  # a MUST; it MAY use another algorithm
+        assert served is not None and digest_matches(served, got.content), describe(got)
         wrong = d[:-4] + ("0000" if not d.endswith("0000") else "1111")
         r = c.start_upload(repo)
         r = c.put(c.absolute(r.headers["Location"], digest=wrong), content=data, headers=OCTETS)

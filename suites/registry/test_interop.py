@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import PROJECT_ROOT, testimage
+from conformance import FIXTURES_DIR, testimage
 
 from .conftest import describe
 
@@ -27,7 +27,7 @@ DOCKER = "/usr/bin/docker"
 PUSH_DOC = "https://docs.docker.com/reference/cli/docker/image/push/"
 SKOPEO_DOC = "https://github.com/containers/skopeo/blob/main/docs/skopeo-copy.1.md"
 PODMAN_DOC = "https://docs.podman.io/en/latest/markdown/podman-pull.1.html"
-PODMAN_ENV = {**os.environ, "CONTAINERS_CONF": str(PROJECT_ROOT / "fixtures" / "engines" / "podman-containers.conf")}
+PODMAN_ENV = {**os.environ, "CONTAINERS_CONF": str(FIXTURES_DIR / "engines" / "podman-containers.conf")}
 
 
 def run(argv: list[str], *, input: str | None = None, env: dict | None = None, timeout: float = 300) -> str:

@@ -19,8 +19,9 @@ def assert_blob(client, repo: str, data: bytes, d: str | None = None) -> None:
     got = client.get(f"/v2/{repo}/blobs/{d}")
     assert got.status_code == 200, describe(got)
     assert got.content == data, f"served {len(got.content)} bytes, pushed {len(data)}"
-    served = got.headers.get("Docker-Content-Digest")
-    assert served is None or digest_matches(served, got.content), f"Docker-Content-Digest {served} does not hash the body"
+    served = got.headers.get("Docker-Content-Digest")  # a MUST on blob GETs, in any algorithm
+    assert served is not None and digest_matches(served, got.content), \
+        f"Docker-Content-Digest {served!r} is missing or does not hash the body: {describe(got)}"
 
 
 @pytest.mark.spec(SINGLE_POST, "POST ?digest= with the body: 201 + Location, or 202 + Location to continue with PUT")
@@ -109,6 +110,7 @@ def test_get_on_an_upload_session_gives_204_and_its_progress(registry, repo):
         status = c.get(c.absolute(r.headers["Location"]))
         assert status.status_code == 204, describe(status)
         assert status.content == b"", describe(status)
+        assert status.headers.get("Location"), describe(status)
         assert content_range(status.headers.get("Range")) == (0, 19_999), describe(status)
 
 
@@ -120,13 +122,20 @@ _BAD_CHUNKS = {
 }
 
 
-@pytest.mark.spec(CHUNKED, "a chunk out of order (gap, overlap, not starting at the end) MUST get 416; the session keeps what it had")
+@pytest.mark.spec(CHUNKED, "a chunk out of order (gap, overlap, not starting at the end) MUST get 416, with Location and "
+                           "Range: 0-<last valid byte> (distribution's api.md, chunked upload); the session survives: GET "
+                           "gives 204 with that Range, and the upload completes from there")
 @pytest.mark.parametrize("case", list(_BAD_CHUNKS))
 def test_chunk_out_of_order_gets_416(registry, repo, case):
     data = blob(30_000, "bad-chunks")
     first, bad_start = _BAD_CHUNKS[case]
+    kept = first or 0
+    # Range of a session holding `kept` bytes; an empty one answers 0-0 (api.md: "When starting an upload,
+    # it will return an empty range, since no content has been received", shown as Range: 0-0).
+    progress = (0, max(kept - 1, 0))
     with registry.client() as c:
         r = c.start_upload(repo)
+        assert r.status_code == 202, describe(r)
         location = r.headers["Location"]
         if first:
             r = c.patch(c.absolute(location), content=data[:first],
@@ -138,9 +147,19 @@ def test_chunk_out_of_order_gets_416(registry, repo, case):
                       headers={**OCTETS, "Content-Range": f"{bad_start}-{bad_start + len(chunk) - 1}",
                                "Content-Length": str(len(chunk))})
         assert bad.status_code == 416, describe(bad)
+        assert bad.headers.get("Location"), f"416 without Location: {describe(bad)}"
+        assert content_range(bad.headers.get("Range")) == progress, f"416 must give Range 0-{progress[1]}: {describe(bad)}"
         status = c.get(c.absolute(location))
-        if status.status_code == 204 and first:  # the session survived: it holds exactly the accepted bytes
-            assert content_range(status.headers.get("Range")) == (0, first - 1), describe(status)
+        assert status.status_code == 204, f"the session did not survive the 416: {describe(status)}"
+        assert status.headers.get("Location"), describe(status)
+        assert content_range(status.headers.get("Range")) == progress, f"expected Range 0-{progress[1]}: {describe(status)}"
+        rest = c.patch(c.absolute(status.headers["Location"]), content=data[kept:],
+                       headers={**OCTETS, "Content-Range": f"{kept}-{len(data) - 1}", "Content-Length": str(len(data) - kept)})
+        assert rest.status_code == 202, f"resuming at byte {kept} after the 416: {describe(rest)}"
+        assert content_range(rest.headers.get("Range")) == (0, len(data) - 1), describe(rest)
+        done = c.put(c.absolute(rest.headers["Location"], digest=digest(data)))
+        assert done.status_code == 201, describe(done)
+        assert_blob(c, repo, data)
 
 
 @pytest.mark.spec(POST_PUT, "a zero-length blob is pushed and served like any other (sha256 of the empty string)")

@@ -12,6 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conformance import SUITES_DIR
+from conformance.registry_plugin import FIXTURES
+
 # A stand-in registry: reads the YAML the harness wrote, answers /v2/, and
 # notes where its config lived so the test can see the dir was removed.
 FAKE_SERVER = textwrap.dedent("""
@@ -64,8 +67,9 @@ serve = ["{sys.executable}", "{pytester.path / 'fake_server.py'}", "{{config}}"]
 capabilities = ["delete"]
 [env]
 FAKE_LOG = "{pytester.path / 'started.log'}"
-[deviations]
-"test_checks.py::test_known_deviation" = "fake answers 404 for everything: evidence"
+[deviations."test_checks.py::test_known_deviation"]
+match = "assert 404 == 200"
+evidence = "fake answers 404 for everything: evidence"
 """)
     return pytester
 
@@ -121,3 +125,15 @@ def test_bad_options_are_one_line_usage_errors(fake, args, message):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*{message}*"])
     assert "Traceback" not in result.stderr.str()
+
+
+def test_every_check_of_the_registry_suite_runs_against_the_registry(pytester):
+    """A check that reaches a registry only through ``request.getfixturevalue``
+    is invisible to the plugin (no subject, capabilities or deviations, no
+    results): every check must name a registry fixture (or one depending on it)."""
+    items, _ = pytester.inline_genitems(str(SUITES_DIR / "registry"), "--registry-impl", "refregistry", "-p", "no:xdist",
+                                        "--report-dir", str(pytester.path / "out"))
+    assert len(items) > 50, [item.nodeid for item in items]
+    untied = [item.nodeid for item in items if not FIXTURES & set(item.fixturenames)]
+    assert not untied, f"checks not tied to a registry fixture: {untied}"
+    assert {dict(item.user_properties).get("subject") for item in items} == {"registry:refregistry"}

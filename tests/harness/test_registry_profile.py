@@ -11,8 +11,9 @@ name = "r"
 serve = ["/usr/bin/r", "serve", "{config}"]
 garbage_collect = ["/usr/bin/r", "garbage-collect", "{config}"]
 capabilities = ["delete", "catalog"]
-[deviations]
-"registry/test_x.py::test_y" = "r 1.0 answers 200: evidence"
+[deviations."registry/test_x.py::test_y"]
+match = "answers 200"
+evidence = "r 1.0 answers 200: evidence"
 """
 
 
@@ -21,7 +22,7 @@ def test_parse_good_profile():
     assert p.name == "r" and p.has("delete") and not p.has("referrers")
     assert p.command("serve", "/c.yml") == ["/usr/bin/r", "serve", "/c.yml"]
     assert p.command("garbage-collect", "/c.yml") == ["/usr/bin/r", "garbage-collect", "/c.yml"]
-    assert p.deviation("registry/test_x.py::test_y[3]") == "r 1.0 answers 200: evidence"
+    assert p.deviation("registry/test_x.py::test_y[3]").evidence == "r 1.0 answers 200: evidence"
     assert p.deviation("registry/test_x.py::test_z") is None
 
 
@@ -31,8 +32,8 @@ def test_parse_good_profile():
     ('serve = ["r", "{config}"]', "'name' must be a non-empty string"),
     ('name = "r"\nserve = ["r", "{config}"]\ncapabilities = ["teleport"]', "unknown registry capability teleport"),
     ('name = "r"\nserve = ["r", "{config}"]\nargv = ["x"]', "unknown key(s) argv"),
-    ('name = "r"\nserve = ["r", "{config}"]\n[deviations]\n"test_y" = "why"', "is not a check id"),
-    ('name = "r"\nserve = ["r", "{config}"]\n[deviations]\n"a.py::t" = " "', "non-empty reason"),
+    ('name = "r"\nserve = ["r", "{config}"]\n[deviations."test_y"]\nmatch = "x"\nevidence = "e"', "is not a check id"),
+    ('name = "r"\nserve = ["r", "{config}"]\n[deviations]\n"a.py::t" = "why"', "a deviation names the failure it expects"),
     ('name = = "r"', "not valid TOML"),
 ])
 def test_bad_profiles_say_what_is_wrong(text, message):
@@ -69,3 +70,12 @@ def test_resolve_program_falls_back_to_the_venv(tmp_path):
     assert resolve_program("/abs/path") == "/abs/path"
     assert resolve_program("sh") == "sh"
     assert resolve_program("pytest").endswith("pytest")
+
+
+def test_tag_delete_is_a_capability_of_its_own():
+    """Tag deletion is a MAY of the spec: refregistry offers it, distribution 2.8 (delete by digest only) does not,
+    and a --registry URL claims it with --registry-capability tag-delete."""
+    assert registry_profile_by_name("refregistry").has("tag-delete")
+    distribution = registry_profile_by_name("distribution")
+    assert distribution.has("delete") and not distribution.has("tag-delete")
+    assert url_profile("x", ["delete", "tag-delete"]).has("tag-delete")
