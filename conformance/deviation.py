@@ -62,7 +62,10 @@ class Deviation:
 def failure_message(exc: BaseException) -> str:
     """The text a deviation's ``match`` is searched in: ``str(exc)`` (for an
     assertion, pytest's explanation of it), or the type name when empty."""
-    text = str(exc)
+    try:
+        text = str(exc)
+    except Exception:  # an exception whose __str__ fails still has a type
+        text = ""
     return text if text.strip() else type(exc).__name__
 
 

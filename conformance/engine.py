@@ -16,7 +16,9 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -50,8 +52,13 @@ class CommandResult:
         )
 
 
-class EngineCallFailed(AssertionError):
-    """An engine call that a check needed to succeed did not."""
+class EngineCallFailed(Exception):
+    """An engine call that a check needed to succeed did not.
+
+    Not an AssertionError: a check's own assertion is about documented
+    behaviour, this is the engine (or its absence) getting in the way, and a
+    known deviation naming an assertion must never excuse it.
+    """
 
 
 @dataclass
@@ -65,6 +72,7 @@ class Engine:
     _volumes: list[str] = field(default_factory=list, repr=False)
     _images: list[str] = field(default_factory=list, repr=False)
     _networks: list[str] = field(default_factory=list, repr=False)
+    _workdir: str | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -77,6 +85,26 @@ class Engine:
     def has(self, capability: str) -> bool:
         return self.profile.has(capability)
 
+    @property
+    def workdir(self) -> str:
+        """The working directory of every engine call: a temporary directory
+        of this Engine's own, made on first use and removed by :meth:`close`.
+
+        Never the caller's: an engine may write files into its working
+        directory (conmon 2.1.6 under podman 4.3 writes its ``oom`` marker
+        there, containers/podman#13102), and the harness runs from a checkout.
+        """
+        if self._workdir is None:
+            self._workdir = tempfile.mkdtemp(prefix="conformance-engine-")
+        return self._workdir
+
+    def close(self) -> None:
+        """Remove the working directory; at the end of a session, after the
+        last :meth:`cleanup` (which runs after every check)."""
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+
     # -- the one subprocess helper --------------------------------------
     def cli(self, *args: str, input: str | bytes | None = None, timeout: float = DEFAULT_TIMEOUT,
             check: bool = False, text: bool = True) -> CommandResult:
@@ -87,9 +115,11 @@ class Engine:
         start = time.monotonic()
         try:
             proc = subprocess.run(argv, input=input, capture_output=True, env=env, timeout=timeout,
-                                  text=text, errors="replace" if text else None)
+                                  text=text, errors="replace" if text else None, cwd=self.workdir)
         except subprocess.TimeoutExpired as exc:
             raise EngineCallFailed(f"$ {' '.join(argv)}\ndid not finish within {timeout}s") from exc
+        except OSError as exc:  # the engine's program is missing or not executable
+            raise EngineCallFailed(f"$ {' '.join(argv)}\ncannot start the engine: {exc.strerror}: {exc.filename or argv[0]}") from None
         result = CommandResult(argv, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
         if check and not result.ok:
             raise EngineCallFailed(str(result))
@@ -113,6 +143,7 @@ class Engine:
 
     def popen(self, *args: str, **kwargs) -> subprocess.Popen:
         """Start a CLI call without waiting (for attach/signal checks)."""
+        kwargs.setdefault("cwd", self.workdir)
         return subprocess.Popen((*self.profile.command, *args), env={**os.environ, **self.profile.env}, **kwargs)
 
     # -- names ----------------------------------------------------------
@@ -171,7 +202,10 @@ class Engine:
                              what=f"{name} to run")
 
     def version(self) -> str:
-        result = self.cli("--version", timeout=30)
+        try:
+            result = self.cli("--version", timeout=30)
+        except EngineCallFailed:  # the engine's program is missing: say so in the results
+            return "unavailable"
         return result.stdout.strip().splitlines()[0] if result.ok and result.stdout.strip() else "unknown"
 
     # -- cleanup ----------------------------------------------------------

@@ -4,7 +4,8 @@ Provides the ``engine`` fixture (an :class:`~conformance.engine.Engine` whose
 objects are removed after each test, also when it fails) and ``test_image``
 (the offline busybox images, loaded once per session). Checks needing a
 capability the profile lacks are skipped with the reason; checks listed as
-known deviations become strict xfails carrying the profile's evidence.
+known deviations become strict expected failures of the exact failure the
+profile names (:mod:`conformance.deviation`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 
 from . import testimage
 from .checks import mark_for_subject
-from .engine import Engine
+from .engine import Engine, EngineCallFailed
 from .errors import ConformanceError
 from .profile import Profile, load_profile, profile_by_name
 from .report_plugin import register_describer
@@ -64,11 +65,16 @@ def run_id(config: pytest.Config) -> str:
 def describe_engine(config: pytest.Config, name: str) -> dict:
     """For the results file: what exactly was tested."""
     profile = resolve_profile(config)
+    probe = Engine(profile, run_id(config))
+    try:
+        version = probe.version()
+    finally:
+        probe.close()
     return {
-        "version": Engine(profile, run_id(config)).version(),
+        "version": version,
         "profile": str(profile.path or ""),
         "capabilities": sorted(profile.capabilities),
-        "deviations": dict(profile.deviations),
+        "deviations": {k: d.describe() for k, d in profile.deviations.items()},
     }
 
 
@@ -92,10 +98,14 @@ def engine_session(pytestconfig: pytest.Config) -> Engine:
     engine = Engine(resolve_profile(pytestconfig), run_id(pytestconfig))
     probe = engine.cli("version", timeout=60)
     if not probe.ok:
-        pytest.exit(f"engine {engine.name} does not answer: {' '.join(probe.argv)}: "
-                    f"{(probe.stderr or probe.stdout).strip().splitlines()[-1:] or ['no output']}", returncode=3)
+        # Every check needing the engine errors with this message (pytest
+        # caches a session fixture's failure): the results name the cause.
+        last = (probe.stderr or probe.stdout).strip().splitlines()[-1:] or ["no output"]
+        engine.close()
+        raise EngineCallFailed(f"engine {engine.name} does not answer: {' '.join(probe.argv)}: {last[0]}")
     yield engine
     leftovers = engine.cleanup()
+    engine.close()
     if leftovers:
         warnings.warn(f"{engine.name}: could not remove {', '.join(leftovers)}")
 
@@ -135,5 +145,5 @@ def test_image(engine_session: Engine, tmp_path_factory: pytest.TempPathFactory)
         pytest.exit(str(exc), returncode=3)
     loaded = engine_session.cli("load", "-i", str(docker_path), timeout=300)
     if not loaded.ok:
-        pytest.exit(f"{engine_session.name} could not load the test image:\n{loaded}", returncode=3)
+        raise EngineCallFailed(f"{engine_session.name} could not load the test image:\n{loaded}")
     return TestImages(images, docker_path, oci_path)

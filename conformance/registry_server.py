@@ -111,7 +111,7 @@ class RunningRegistry:
 
     def garbage_collect(self, *extra: str, timeout: float = 180) -> subprocess.CompletedProcess:
         argv = self.profile.command("garbage_collect", self.config_path) + list(extra)
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=self.directory,
                               env={**os.environ, **self.profile.env})
 
     def stop(self) -> None:

@@ -17,7 +17,7 @@ from typing import Callable
 
 import pytest
 
-from . import REPORTS_DIR
+from . import REPORTS_DIR, provenance
 from .checks import check_id, spec_of
 
 #: kind -> function(config, name) giving the subject's description (version...).
@@ -144,6 +144,7 @@ class ResultsRecorder:
 
     def write(self) -> list[Path]:
         written = []
+        suite = provenance.suite_version() if self.checks else {}
         for subject in sorted({s for s, _ in self.checks}):
             kind, _, name = subject.partition(":")
             describe = self.config.stash.get(DESCRIBERS_KEY, {}).get(kind)
@@ -151,9 +152,14 @@ class ResultsRecorder:
             summary: dict[str, int] = {}
             for c in checks:
                 summary[c["outcome"]] = summary.get(c["outcome"], 0) + 1
+            subject_doc = {"kind": kind, "name": name, **(describe(self.config, name) if describe else {})}
+            # What the run was made with, so a validation bundle can be tied to it.
+            subject_doc["profile_sha256"] = provenance.profile_sha256(subject_doc.get("profile"))
             doc = {
                 "schema": SCHEMA,
-                "subject": {"kind": kind, "name": name, **(describe(self.config, name) if describe else {})},
+                "subject": subject_doc,
+                "suite": suite,
+                "host": provenance.host(),
                 "started": datetime.fromtimestamp(self.started, timezone.utc).isoformat(),
                 "duration": round(time.time() - self.started, 3),
                 "argv": sys.argv,

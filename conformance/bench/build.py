@@ -56,7 +56,10 @@ class BuildSubject:
 
     def _cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         try:
-            return subprocess.run([*self.argv, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
+            # Never in the caller's directory (often a checkout): an engine may
+            # write files into its working directory (conmon's `oom` marker, podman#13102).
+            return subprocess.run([*self.argv, *args], env=self.env, capture_output=True, text=True, timeout=timeout,
+                                  cwd=tempfile.gettempdir())
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise Unavailable(f"{self.engine}: {' '.join(args[:2])} did not complete: {exc}") from None
 

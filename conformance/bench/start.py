@@ -27,17 +27,20 @@ class CliSubject:
         self.engine, self.argv = engine, list(profile.command)
         self.env = {**os.environ, **profile.env, **(env or {})}
         self.cmd = [*self.argv, "run", "--rm", *extra, IMAGE, "true"]
+        # Never the caller's directory (often a checkout): an engine may write
+        # files into its working directory (conmon's `oom` marker, podman#13102).
+        self.cwd = tempfile.gettempdir()
         self.ready = False
 
     def _prepare(self) -> None:
         if not shutil.which(self.argv[0]):
             raise Unavailable(f"{self.argv[0]} is not installed")
-        probe = subprocess.run([*self.argv, "image", "inspect", IMAGE], env=self.env, capture_output=True)
+        probe = subprocess.run([*self.argv, "image", "inspect", IMAGE], env=self.env, capture_output=True, cwd=self.cwd)
         if probe.returncode != 0:
             with tempfile.TemporaryDirectory(prefix="bench-img-") as tmp:
                 _, docker_tar, _ = testimage.write_archives(Path(tmp))
                 loaded = subprocess.run([*self.argv, "load", "-i", str(docker_tar)], env=self.env,
-                                        capture_output=True, text=True)
+                                        capture_output=True, text=True, cwd=self.cwd)
             if loaded.returncode != 0:
                 raise Unavailable(f"{self.engine} load failed: {loaded.stderr.strip()[-200:]}")
         self.ready = True
@@ -47,7 +50,7 @@ class CliSubject:
             self._prepare()
         done: list[subprocess.CompletedProcess] = []
         ms = timed(lambda: done.append(subprocess.run(self.cmd, env=self.env, stdout=subprocess.DEVNULL,
-                                                      stderr=subprocess.PIPE)))
+                                                      stderr=subprocess.PIPE, cwd=self.cwd)))
         if done[0].returncode != 0:
             raise Unavailable(f"{' '.join(self.cmd)} failed: {done[0].stderr.decode(errors='replace').strip()[-200:]}")
         return ms
@@ -81,7 +84,7 @@ class RuncBundle:
         cid = f"bench-{os.getpid()}-{os.urandom(3).hex()}"
         cmd = ["runc", "run", "--bundle", str(self.dir), cid]
         result = {}
-        ms = timed(lambda: result.setdefault("p", subprocess.run(cmd, capture_output=True)))
+        ms = timed(lambda: result.setdefault("p", subprocess.run(cmd, capture_output=True, cwd=self.dir)))
         if result["p"].returncode != 0:
             raise Unavailable(f"runc run failed: {result['p'].stderr.decode(errors='replace').strip()[-200:]}")
         return ms

@@ -9,8 +9,8 @@ import secrets
 
 import pytest
 
-from .archive import (chain_ids, docker_archive, docker_manifest, members, oci_layout_problems, rewrite, sha256,
-                      tar_of, uncompressed)
+from .archive import (docker_archive, docker_manifest, members, oci_layout_problems, rewrite, sha256, tar_of,
+                      uncompressed)
 from .conftest import COMMIT, EXPORT, LAYOUT_SPEC, LOAD, SAVE, TAG, diff_ids, image_id, new_ref, saved
 
 
@@ -25,6 +25,7 @@ def test_save_writes_a_docker_manifest(engine, test_image):
     assert sha256(uncompressed(files[entry["Layers"][0]])) == test_image.set.diff_id
 
 
+@pytest.mark.requires("save-oci")  # docker 25+; docker 20.10 and podman 4.3 write the legacy archive only
 @pytest.mark.spec(LAYOUT_SPEC, "save writes a valid OCI image layout (oci-layout, index.json, blobs named by their "
                                "digest) next to manifest.json (docker 25+)")
 def test_save_writes_an_oci_layout(engine, test_image):
@@ -123,7 +124,6 @@ def test_load_refuses_a_tampered_layer(engine, test_image, tmp_path):
     engine.cli("load", "-i", str(tmp_path / "good.tar"), check=True, timeout=300)
     assert image_id(engine, ref) == sha256(config)
     assert diff_ids(engine, ref) == [images.diff_id, sha256(added)]
-    assert chain_ids(diff_ids(engine, ref))[0] == images.diff_id
 
 
 def committed(engine, base: str, script: str) -> str:
