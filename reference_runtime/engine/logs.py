@@ -77,16 +77,24 @@ def select(records: list[dict], *, since: float | None = None, until: float | No
             kept.append(r)
         records = kept
     if tail is not None and tail >= 0:
-        records = records[len(records) - tail:] if tail else []
+        # a count beyond the log's length is all of it (a negative start would cut from the end)
+        records = records[-tail:] if tail else []
     return records
 
 
 def parse_tail(value: str | None) -> int | None:
-    """``--tail``: a count or ``all``."""
-    if value is None or value == "all":
+    """``--tail``: a count; None (all) for ``all`` and, as docker documents,
+    for a negative number or a non-integer.
+
+    >>> parse_tail("3"), parse_tail("0"), parse_tail("-1"), parse_tail("many"), parse_tail("all")
+    (3, 0, None, None, None)
+    """
+    if value is None:
         return None
-    try:
-        n = int(value)
-    except ValueError:
-        raise ValueError(f'invalid value for "tail": "{value}"') from None
+    # Go's strconv.Atoi, not Python's int(): no "1_000", no spaces, ASCII digits only
+    # (and no `re`: the supervisor imports this module on run's hot path)
+    digits = value[1:] if value[:1] in ("+", "-") else value
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    n = int(value)
     return None if n < 0 else n
