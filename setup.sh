@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 
 PACKAGES=(
     docker.io podman runc catatonit skopeo docker-registry busybox-static
-    iptables uidmap python3-venv curl
+    iptables uidmap python3-venv curl chromium
 )
 
 missing=()

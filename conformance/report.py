@@ -1,15 +1,76 @@
 """``conformance report``: the HTML matrix of several runs, one file that a
-browser opens without a server (inline CSS, no scripts)."""
+browser opens without a server (inline CSS, a few lines of inline script for
+the filters; without scripts the page shows everything).
+
+Engines and registries get a table each: a suite only ever targets one kind
+of subject, so no column is full of checks it could never run. Each table
+has a summary per suite, and each row says whether any of its cells failed
+or deviated, which is what the filters show.
+"""
 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .results import OUTCOMES, Matrix, Run, load_run, merge
+from .results import OUTCOMES, Matrix, Row, Run, load_run, merge
 
 LABELS = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "skipped": "skip", "deviation": "known deviation"}
+TITLES = {"engine": "Engines", "registry": "Registries"}
+FAILING = ("failed", "error")
+
+
+@dataclass(frozen=True)
+class Group:
+    """The rows of one suite in one table, with its counts per subject."""
+
+    suite: str
+    rows: list[Row]
+    counts: dict[str, dict[str, int]]
+
+    @property
+    def flags(self) -> set[str]:
+        return set().union(*(row_flags(r) for r in self.rows)) if self.rows else set()
+
+
+@dataclass(frozen=True)
+class Table:
+    """One kind of subject: its columns and its checks grouped by suite."""
+
+    kind: str
+    title: str
+    columns: list[Run]
+    groups: list[Group]
+
+
+def row_flags(row: Row) -> set[str]:
+    """``failure`` if a cell failed or errored, ``deviation`` if one deviated:
+    the classes the filters select rows by."""
+    outcomes = {cell.outcome for cell in row.cells.values()}
+    return ({"failure"} if outcomes & set(FAILING) else set()) | ({"deviation"} if "deviation" in outcomes else set())
+
+
+def tables(matrix: Matrix) -> list[Table]:
+    """The matrix split by kind of subject (engines first), each row in the
+    table of the subjects that ran it."""
+    order = list(TITLES)
+    kinds = sorted({c.kind for c in matrix.columns}, key=lambda k: (order.index(k) if k in order else len(order), k))
+    out = []
+    for kind in kinds:
+        columns = [c for c in matrix.columns if c.kind == kind]
+        names = {c.column for c in columns}
+        rows = [Row(r.check_id, r.spec_url, r.spec_text, {k: v for k, v in r.cells.items() if k in names})
+                for r in matrix.rows if names & r.cells.keys()]
+        groups = []
+        for suite, suite_rows in itertools.groupby(rows, key=lambda r: r.suite):
+            suite_rows = list(suite_rows)
+            counts = {c.column: {o: sum(1 for r in suite_rows if c.column in r.cells and r.cells[c.column].outcome == o)
+                                 for o in OUTCOMES} for c in columns}
+            groups.append(Group(suite, suite_rows, counts))
+        out.append(Table(kind, TITLES.get(kind, kind.capitalize() + "s"), columns, groups))
+    return out
 
 
 def render_html(matrix: Matrix, *, generated: str | None = None) -> str:
@@ -19,9 +80,9 @@ def render_html(matrix: Matrix, *, generated: str | None = None) -> str:
         loader=jinja2.PackageLoader("conformance", "templates"),
         autoescape=True, trim_blocks=True, lstrip_blocks=True,
     )
-    groups = [(suite, list(rows)) for suite, rows in itertools.groupby(matrix.rows, key=lambda r: r.suite)]
     return env.get_template("report.html.j2").render(
-        matrix=matrix, groups=groups, outcomes=OUTCOMES, labels=LABELS,
+        matrix=matrix, tables=tables(matrix), outcomes=OUTCOMES, labels=LABELS, failing=FAILING, row_flags=row_flags,
+        flag_counts={flag: sum(1 for r in matrix.rows if flag in row_flags(r)) for flag in ("failure", "deviation")},
         generated=generated or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     )
 
