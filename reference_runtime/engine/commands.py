@@ -1,5 +1,5 @@
 """The container commands: run, create, start, stop, restart, kill, wait,
-logs, ps, inspect, rm, pause, unpause, top. Each takes the state root and
+logs, ps, inspect, rm, pause, unpause, rename, port. Each takes the state root and
 the parsed command line and returns the exit status; errors are raised as
 :class:`RefError` for cli.main to map. Image, volume, system, exec and cp
 commands live in their own modules and load only when used.
@@ -140,17 +140,47 @@ class _StartFailed(Exception):
         self.code = code
 
 
+def _raw_terminal(wanted: bool) -> list | None:
+    """-it on a terminal: the caller's terminal goes raw, so every key reaches the
+    container's terminal untranslated and that one echoes, edits lines and turns
+    ^C into SIGINT (docker's CLI does the same). Returns what to restore."""
+    if not wanted or not os.isatty(0):
+        return None
+    import termios
+    import tty
+
+    saved = termios.tcgetattr(0)
+    tty.setraw(0)
+    return saved
+
+
+def _restore_terminal(saved: list | None) -> None:
+    if saved is not None:
+        import termios
+
+        termios.tcsetattr(0, termios.TCSADRAIN, saved)
+
+
 def cmd_run(root: Root, p: Parsed) -> int:
+    detach = bool(p.opts.get("detach"))
+    tty = bool(p.opts.get("tty"))
+    interactive = bool(p.opts.get("interactive"))
+    if tty and interactive and not detach and not os.isatty(0):
+        sys.stderr.write("the input device is not a TTY\n")  # docker's CLI, before anything is created
+        return 1
     cid = runtime.create(root, p.opts, p.args)
     if p.opts.get("cidfile"):
         with open(p.opts["cidfile"], "x") as f:
             f.write(cid)
-    detach = bool(p.opts.get("detach"))
+    saved = _raw_terminal(tty and interactive and not detach)
     try:
-        code = _start_one(root, cid, attach=not detach, interactive=bool(p.opts.get("interactive")),
-                          sig_proxy=p.opts.get("sig_proxy", True))
+        # docker proxies signals in non-TTY mode only: on a terminal, ^C is the container's terminal's
+        code = _start_one(root, cid, attach=not detach, interactive=interactive,
+                          sig_proxy=p.opts.get("sig_proxy", True) and not tty)
     except _StartFailed as exc:
         return exc.code
+    finally:
+        _restore_terminal(saved)
     if detach:
         _out(cid + "\n")
         return 0
@@ -165,10 +195,14 @@ def cmd_start(root: Root, p: Parsed) -> int:
         if len(p.args) > 1:
             raise ContainerError("you cannot start and attach multiple containers at once")
         cid = root.find(p.args[0])
+        interactive = bool(p.opts.get("interactive"))
+        saved = _raw_terminal(interactive and root.read_config(cid)["Config"].get("Tty", False))
         try:
-            return _start_one(root, cid, attach=True, interactive=bool(p.opts.get("interactive")))
+            return _start_one(root, cid, attach=True, interactive=interactive)
         except _StartFailed as exc:
             return exc.code
+        finally:
+            _restore_terminal(saved)
 
     def one(ref: str) -> None:
         cid = root.find(ref)
@@ -240,6 +274,37 @@ def cmd_pause(root: Root, p: Parsed) -> int:
         _out(ref + "\n")
 
     return _each(p.args, one)
+
+
+def cmd_rename(root: Root, p: Parsed) -> int:
+    runtime.rename(root, root.find(p.args[0]), p.args[1])
+    return 0
+
+
+def _host_port(binding: dict) -> str:
+    """Go's net.JoinHostPort: an IPv6 address in brackets."""
+    host = binding.get("HostIp") or ""
+    return f"[{host}]:{binding['HostPort']}" if ":" in host else f"{host}:{binding['HostPort']}"
+
+
+def cmd_port(root: Root, p: Parsed) -> int:
+    """``docker port``: the container's published ports, "80/tcp -> 0.0.0.0:8080" each,
+    or the host addresses of one private port."""
+    ref = p.args[0]
+    cid = root.find(ref)
+    config = root.read_config(cid)
+    ports = runtime.inspect_document(root, config, runtime.reconcile(root, cid, root.read_state(cid)))[
+        "NetworkSettings"]["Ports"] or {}
+    if len(p.args) > 1:
+        private = p.args[1] if "/" in p.args[1] else f"{p.args[1]}/tcp"  # docker's default protocol
+        bindings = ports.get(private) or []
+        if not bindings:
+            raise ContainerError(f"No public port '{private}' published for {ref}")
+        _out("".join(_host_port(b) + "\n" for b in bindings))
+        return 0
+    lines = [f"{port} -> {_host_port(b)}" for port, bindings in ports.items() for b in bindings or []]
+    _out("".join(line + "\n" for line in sorted(lines)))
+    return 0
 
 
 # -- logs ----------------------------------------------------------------------------
@@ -370,17 +435,14 @@ def _matches(config: dict, state: dict, filters: list[str]) -> bool:
 
 
 def ps_row(config: dict, state: dict, now: float, no_trunc: bool) -> dict:
-    from .format import container_status, human_duration
+    from .format import container_status, human_duration, ps_command
 
-    command = " ".join([config["Path"], *config["Args"]])
-    if not no_trunc and len(command) > 20:
-        command = command[:19] + "…"
     created = parse_rfc3339(config["Created"])
     labels = config["Config"].get("Labels") or {}
     return {
         "ID": config["Id"] if no_trunc else config["Id"][:12],
         "Image": config["Config"]["Image"],
-        "Command": f'"{command}"',
+        "Command": ps_command(config["Path"], config["Args"], trunc=not no_trunc),
         "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(created)),
         "RunningFor": human_duration(now - created) + " ago",
         "Status": container_status(state, now, parse_rfc3339(state["StartedAt"]), parse_rfc3339(state["FinishedAt"])),
@@ -388,6 +450,8 @@ def ps_row(config: dict, state: dict, now: float, no_trunc: bool) -> dict:
         "Ports": "",
         "Names": config["Name"][1:],
         "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+        # a method in docker's template data: {{.Label "k"}}
+        "Label": lambda key: labels.get(key, ""),
         "Mounts": ",".join(m.get("Name", m["Source"])[:15] for m in config["Mounts"]),
         "Networks": config["HostConfig"]["NetworkMode"] if config["HostConfig"]["NetworkMode"] != "default" else "",
         "LocalVolumes": str(sum(1 for m in config["Mounts"] if m["Type"] == "volume")),
@@ -473,5 +537,5 @@ def cmd_inspect(root: Root, p: Parsed) -> int:
 _LOCAL = {
     "run": cmd_run, "create": cmd_create, "start": cmd_start, "stop": cmd_stop, "restart": cmd_restart,
     "kill": cmd_kill, "wait": cmd_wait, "rm": cmd_rm, "pause": cmd_pause, "unpause": cmd_pause,
-    "logs": cmd_logs, "ps": cmd_ps, "inspect": cmd_inspect,
+    "logs": cmd_logs, "ps": cmd_ps, "inspect": cmd_inspect, "rename": cmd_rename, "port": cmd_port,
 }

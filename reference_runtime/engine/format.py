@@ -1,7 +1,6 @@
-"""docker's output formats: a Go-template subset for ``--format``
-(``{{.Field.Sub}}``, ``{{json .}}``, ``{{index .Labels "k"}}``, ``{{join .X ","}}``,
-``{{upper}}``/``{{lower}}``, the ``table`` prefix), tables, human durations
-and sizes. Pure.
+"""docker's output formats: ``--format`` (Go templates, in
+:mod:`.gotemplate`, and the ``table`` prefix), tables, human durations and
+sizes. Pure.
 
 >>> render("{{.ID}} {{json .Labels}}", {"ID": "abc", "Labels": {"a": "1"}})
 'abc {"a":"1"}'
@@ -9,124 +8,10 @@ and sizes. Pure.
 
 from __future__ import annotations
 
+import json
+
 from ..errors import ContainerError
-from . import jsonio
-
-
-def go_value(value) -> str:
-    """How Go's text/template prints a value."""
-    if value is None:
-        return "<no value>"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, dict):
-        return "map[" + " ".join(f"{k}:{go_value(v)}" for k, v in sorted(value.items())) + "]"
-    if isinstance(value, list):
-        return "[" + " ".join(go_value(v) for v in value) + "]"
-    return str(value)
-
-
-def _split_args(expr: str) -> list[str]:
-    out, cur, quoted = [], "", False
-    for ch in expr:
-        if ch == '"':
-            quoted = not quoted
-            cur += ch
-        elif ch == " " and not quoted:
-            if cur:
-                out.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    if quoted:
-        raise ContainerError(f"template: unterminated quoted string in {{{{{expr}}}}}")
-    if cur:
-        out.append(cur)
-    return out
-
-
-def _field(data, path: str):
-    if path == ".":
-        return data
-    value = data
-    for part in path.lstrip(".").split("."):
-        if isinstance(value, dict) and part in value:
-            value = value[part]
-        else:
-            if isinstance(value, dict):
-                return None
-            raise ContainerError(f"template: can't evaluate field {part} in type {type(value).__name__}")
-    return value
-
-
-def _arg(data, token: str):
-    if token.startswith('"') and token.endswith('"'):
-        return token[1:-1]
-    if token.startswith("."):
-        return _field(data, token)
-    if token.lstrip("-").isdigit():
-        return int(token)
-    raise ContainerError(f'template: function "{token}" not defined')
-
-
-def _eval(expr: str, data):
-    parts = [p.strip() for p in expr.split("|")]
-    value = None
-    for i, part in enumerate(parts):
-        tokens = _split_args(part)
-        if not tokens:
-            raise ContainerError("template: missing value for command")
-        fn, args = tokens[0], tokens[1:]
-        if i > 0:
-            args = args + ["\x00piped"]
-        def arg(k):
-            return value if args[k] == "\x00piped" else _arg(data, args[k])
-        if fn.startswith(".") or fn.startswith('"'):
-            value = _arg(data, fn)
-        elif fn == "json":
-            value = jsonio.dumps(arg(0)).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-            value = _Raw(value)
-        elif fn == "index":
-            container = arg(0)
-            key = arg(1)
-            value = container.get(key) if isinstance(container, dict) else (container[key] if container else None)
-        elif fn == "join":
-            value = str(arg(1)).join(str(x) for x in (arg(0) or []))
-        elif fn in ("upper", "lower", "title"):
-            s = go_value(arg(0))
-            value = s.upper() if fn == "upper" else s.lower() if fn == "lower" else s.title()
-        elif fn == "println":
-            value = _Raw(" ".join(go_value(arg(k)) for k in range(len(args))) + "\n")
-        elif fn == "len":
-            value = len(arg(0) or [])
-        else:
-            raise ContainerError(f'template: function "{fn}" not defined')
-    return value
-
-
-class _Raw(str):
-    """A string already formatted (json output)."""
-
-
-def render(template: str, data) -> str:
-    out = []
-    pos = 0
-    while True:
-        start = template.find("{{", pos)
-        if start < 0:
-            out.append(template[pos:])
-            break
-        end = template.find("}}", start)
-        if end < 0:
-            raise ContainerError(f"template: unclosed action in {template!r}")
-        out.append(template[pos:start])
-        expr = template[start + 2:end].strip().strip("-").strip()
-        value = _eval(expr, data)
-        out.append(value if isinstance(value, _Raw) else go_value(value))
-        pos = end + 2
-    return "".join(out)
+from .gotemplate import go_value, render  # noqa: F401 - the formats' entry points, used by every command
 
 
 def format_rows(template: str, rows: list[dict], headers: dict[str, str]) -> list[str]:
@@ -140,8 +25,9 @@ def format_rows(template: str, rows: list[dict], headers: dict[str, str]) -> lis
     return table(lines)
 
 
-def table(rows: list[list[str]]) -> list[str]:
-    """Columns padded like docker's tabwriter (3 spaces between columns)."""
+def table(rows: list[list[str]], min_width: int = 0) -> list[str]:
+    """Columns padded like docker's tabwriter (3 spaces between columns, each
+    column at least ``min_width`` wide: ``docker top`` uses 20)."""
     if not rows:
         return []
     widths = [0] * max(len(r) for r in rows)
@@ -150,9 +36,54 @@ def table(rows: list[list[str]]) -> list[str]:
             widths[i] = max(widths[i], len(cell))
     out = []
     for r in rows:
-        cells = [cell.ljust(widths[i] + 3) if i < len(r) - 1 else cell for i, cell in enumerate(r)]
+        cells = [cell.ljust(max(widths[i] + 3, min_width)) if i < len(r) - 1 else cell for i, cell in enumerate(r)]
         out.append("".join(cells).rstrip())
     return out
+
+
+def top_processes(ps_output: str, pids: set[int]) -> tuple[list[str], list[list[str]]]:
+    """dockerd's reading of ``ps`` output for ``docker top``: the titles, and the
+    rows of the processes in ``pids`` with the last column (CMD) joined back
+    together by single spaces; a thread row (PID "-", ``ps -m``) follows the
+    process before it.
+
+    >>> top_processes("UID PID CMD\\nroot 7 sleep  9\\nroot 8 ps\\n", {7})
+    (['UID', 'PID', 'CMD'], [['root', '7', 'sleep 9']])
+    """
+    lines = ps_output.split("\n")
+    titles = lines[0].split()
+    if "PID" not in titles:
+        raise ContainerError("Couldn't find PID field in ps output")
+    col, last = titles.index("PID"), len(titles) - 1
+    rows: list[list[str]] = []
+    keep = False
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) <= col:
+            continue
+        if fields[col] == "-":
+            if keep:
+                rows.append(fields[:last] + [" ".join(fields[last:])])
+            continue
+        if not fields[col].isdigit():
+            raise ContainerError(f"Unexpected pid '{fields[col]}'")
+        keep = int(fields[col]) in pids
+        if keep:
+            rows.append(fields[:last] + [" ".join(fields[last:])])
+    return titles, rows
+
+
+def ps_command(path: str, args: list[str], *, trunc: bool) -> str:
+    """ps's COMMAND: the daemon quotes arguments holding a space with '', the CLI
+    shortens to 20 characters ("…" last) unless --no-trunc, then Go-quotes it.
+
+    >>> print(ps_command("sh", ["-c", "exit 3"], trunc=True))
+    "sh -c 'exit 3'"
+    """
+    command = " ".join([path, *(f"'{a}'" if " " in a else a for a in args)])
+    if trunc and len(command) > 20:
+        command = command[:19] + "…"
+    return json.dumps(command, ensure_ascii=False)
 
 
 def human_duration(seconds: float) -> str:

@@ -6,7 +6,7 @@ and the per-container records (config + state) with their locks.
     ROOT/                            --root DIR / $REFENGINE_ROOT (/var/lib/refengine)
       image/                         the image store (reference_runtime.image)
       containers/<id>/
-        config.json                  what create decided; never rewritten
+        config.json                  what create decided; rewritten (atomically) only by rename
         state.json                   State, RestartCount, supervisor; replaced atomically
         lock                         flock: one writer of state.json at a time
         init/                        overlay layer under the container layer: mount points
