@@ -9,7 +9,8 @@ cd "$(dirname "$0")"
 
 PACKAGES=(
     docker.io podman runc catatonit skopeo docker-registry busybox-static
-    iptables uidmap python3-venv curl chromium
+    iptables uidmap python3-venv curl chromium gcc libc6-dev
+    netavark aardvark-dns  # podman's network backend with name resolution (suites/network)
 )
 
 missing=()

@@ -4,8 +4,9 @@ Global flags (``--root DIR``, ``--version``), dispatch to the command
 modules, and the ONE place that maps errors to exit statuses:
 
 - flag and usage errors: 125 (docker's cobra errors), one line on stderr;
-- engine errors of ``run``/``create``/``exec``: 125;
-- other commands' errors: 1 (docker's CLI exits 1 for "No such container" ...);
+- engine errors of ``run``/``create``/``start``: 125;
+- other commands' errors: 1 (docker's CLI exits 1 for "No such container" ...,
+  and ``exec`` too: a missing, stopped or paused container exits 1);
 - a command that cannot be found/invoked: 127/126; otherwise the container's status.
 
 Hot path (``refengine run --rm IMG true``): only os, sys and the runtime's
@@ -25,7 +26,8 @@ VERSION = "0.1.0"
 API_VERSION = "1.41"
 
 #: Commands whose engine errors exit 125 like docker run's "Error response from daemon".
-_ENGINE_125 = {"run", "create", "exec", "start"}
+#: Not exec: docker's exec CLI exits 1 when the daemon refuses it (docs: a paused container).
+_ENGINE_125 = {"run", "create", "start"}
 
 
 class UsageError(RefError):
@@ -71,7 +73,8 @@ _HELP = """Usage:  refengine [--root DIR] COMMAND
 
 A daemonless docker-compatible engine (namespaces + overlayfs).
 
-Containers: run create start stop restart kill wait logs ps inspect rm exec top pause unpause cp commit export
+Containers: run create start stop restart kill wait logs ps inspect rm exec top pause unpause rename port cp
+            commit export
 Images:     images load save import tag rmi history
 Volumes:    volume create|ls|inspect|rm|prune
 System:     system df|prune|info|events, info, events, version

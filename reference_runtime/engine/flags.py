@@ -151,6 +151,107 @@ def parse_timestamp(value: str, now: float) -> float:
     return dt.datetime.fromisoformat(f"{m.group(1)}T{clock}.{frac}{zone}").timestamp()
 
 
+_MOUNT_FLAGS = {"readonly": "ReadOnly", "ro": "ReadOnly", "volume-nocopy": "NoCopy", "bind-nonrecursive": "NonRecursive"}
+
+
+def parse_mount(value: str) -> dict:
+    """``--mount``: docker's CLI grammar (opts/mount.go) into the shape of
+    HostConfig.Mounts; the daemon's checks (sources, absolute paths) come later.
+
+    >>> parse_mount("type=bind,src=/h,dst=/c,readonly")
+    {'Type': 'bind', 'Source': '/h', 'Target': '/c', 'ReadOnly': True}
+    >>> parse_mount("type=tmpfs,target=/t,tmpfs-size=1m,tmpfs-mode=0700")["TmpfsOptions"]
+    {'SizeBytes': 1048576, 'Mode': 448}
+    """
+    import csv
+
+    mount: dict = {"Type": "volume"}  # docker's default type
+    options: dict[str, dict] = {}
+    for field in next(csv.reader([value]), []):
+        key, eq, val = field.partition("=")
+        key = key.lower()
+        if not eq and key in _MOUNT_FLAGS:
+            section = {"NoCopy": "VolumeOptions", "NonRecursive": "BindOptions"}.get(_MOUNT_FLAGS[key])
+            (options.setdefault(section, {}) if section else mount)[_MOUNT_FLAGS[key]] = True
+            continue
+        if not eq:
+            raise ValueError(f"invalid field '{field}' must be a key=value pair")
+        if key == "type":
+            mount["Type"] = val.lower()
+        elif key in ("source", "src"):
+            mount["Source"] = val
+        elif key in ("target", "dst", "destination"):
+            mount["Target"] = val
+        elif key in ("readonly", "ro", "volume-nocopy", "bind-nonrecursive"):
+            truth = {"1": True, "t": True, "true": True, "0": False, "f": False, "false": False}.get(val.lower())
+            if truth is None:
+                raise ValueError(f"invalid value for {key}: {val}")
+            section = {"volume-nocopy": "VolumeOptions", "bind-nonrecursive": "BindOptions"}.get(key)
+            (options.setdefault(section, {}) if section else mount)[_MOUNT_FLAGS[key]] = truth
+        elif key == "consistency":
+            mount["Consistency"] = val.lower()
+        elif key == "bind-propagation":
+            options.setdefault("BindOptions", {})["Propagation"] = val.lower()
+        elif key == "volume-driver":
+            options.setdefault("VolumeOptions", {})["DriverConfig"] = {"Name": val}
+        elif key in ("volume-label", "volume-opt"):
+            options.setdefault("VolumeOptions", {})
+        elif key == "tmpfs-size":
+            try:
+                options.setdefault("TmpfsOptions", {})["SizeBytes"] = parse_bytes(val)
+            except ValueError:
+                raise ValueError(f"invalid value for {key}: {val}") from None
+        elif key == "tmpfs-mode":
+            try:
+                options.setdefault("TmpfsOptions", {})["Mode"] = int(val, 8)
+            except ValueError:
+                raise ValueError(f"invalid value for {key}: {val}") from None
+        else:
+            raise ValueError(f"unexpected key '{key}' in '{field}'")
+    if not mount.get("Target"):
+        raise ValueError("target is required")
+    for section, kind in (("VolumeOptions", "volume"), ("BindOptions", "bind"), ("TmpfsOptions", "tmpfs")):
+        if section in options and mount["Type"] != kind:
+            raise ValueError(f"cannot mix '{kind}-*' options with mount type '{mount['Type']}'")
+    mount.update(options)
+    return mount
+
+
+#: tmpfs options that are mount(2) flags: name -> (MS_* bit, set or cleared).
+_TMPFS_FLAGS = {
+    "ro": (1, True), "rw": (1, False), "nosuid": (2, True), "suid": (2, False), "nodev": (4, True), "dev": (4, False),
+    "noexec": (8, True), "exec": (8, False), "sync": (16, True), "async": (16, False), "mand": (64, True),
+    "nomand": (64, False), "dirsync": (128, True), "noatime": (1024, True), "atime": (1024, False),
+    "nodiratime": (2048, True), "diratime": (2048, False), "relatime": (1 << 21, True), "norelatime": (1 << 21, False),
+    "strictatime": (1 << 24, True), "nostrictatime": (1 << 24, False),
+}
+#: tmpfs options the kernel's tmpfs parses itself (passed as mount data).
+_TMPFS_DATA = ("size", "mode", "uid", "gid", "nr_inodes", "nr_blocks", "mpol")
+
+
+def tmpfs_mount_options(options: str) -> tuple[int, str]:
+    """A tmpfs's options (``--tmpfs PATH:OPTS``) as mount(2) flags and data, on top
+    of docker's defaults for a tmpfs: nosuid, nodev, noexec. Pure.
+
+    >>> tmpfs_mount_options("size=1m,mode=0700")
+    (14, 'size=1m,mode=0700')
+    >>> tmpfs_mount_options("exec,ro")
+    (7, '')
+    """
+    flags = 2 | 4 | 8
+    data = []
+    for option in filter(None, options.split(",")):
+        key, eq, _ = option.partition("=")
+        if not eq and key in _TMPFS_FLAGS:
+            bit, on = _TMPFS_FLAGS[key]
+            flags = flags | bit if on else flags & ~bit
+        elif eq and key in _TMPFS_DATA:
+            data.append(option)
+        else:
+            raise ValueError("invalid tmpfs option [" + " ".join(f'"{p}"' for p in option.split("=", 1)) + "]")
+    return flags, ",".join(data)
+
+
 # -- flag tables --------------------------------------------------------------
 
 
@@ -185,6 +286,8 @@ _CREATE = [
     _f("--entrypoint", "entrypoint"),
     _f("-h --hostname", "hostname"),
     _f("-v --volume", "volume", "list"),
+    _f("--mount", "mount", "list", convert=parse_mount),
+    _f("--tmpfs", "tmpfs", "list"),
     _f("--volumes-from", "volumes_from", "list"),
     _f("--network --net", "network"),
     _f("-m --memory", "memory", convert=parse_bytes),
@@ -203,6 +306,7 @@ _CREATE = [
     _f("--platform", "platform"),
     _f("--read-only", "read_only", "bool"),
     _f("--privileged", "privileged", "bool"),
+    _f("--security-opt", "security_opt", "list"),
 ]
 
 _FORMAT = _f("-f --format", "format")
@@ -233,6 +337,8 @@ COMMANDS = {
     "top": ([], False, 1, None, "CONTAINER [ps OPTIONS]"),
     "pause": ([], True, 1, None, "CONTAINER [CONTAINER...]"),
     "unpause": ([], True, 1, None, "CONTAINER [CONTAINER...]"),
+    "rename": ([], True, 2, 2, "CONTAINER NEW_NAME"),
+    "port": ([], True, 1, 2, "CONTAINER [PRIVATE_PORT[/PROTO]]"),
     "cp": ([_f("-a --archive", "archive", "bool"), _f("-L --follow-link", "follow_link", "bool")], True, 2, 2,
            "CONTAINER:SRC_PATH DEST_PATH|-"),
     "commit": ([_f("-a --author", "author"), _f("-m --message", "message"), _f("-c --change", "change", "list"),
@@ -271,7 +377,7 @@ ALIASES = {
     "container rm": "rm", "container prune": "container prune",
 }
 for _name in ("run", "create", "start", "stop", "restart", "kill", "wait", "logs", "exec", "top", "pause",
-              "unpause", "cp", "commit", "export"):
+              "unpause", "rename", "port", "cp", "commit", "export"):
     ALIASES[f"container {_name}"] = _name
 GROUPS = ("volume", "system", "container", "image")
 

@@ -6,6 +6,13 @@ its volumes); a stopped one is seen through a fresh overlay mounted in a
 private mount namespace of a forked child, so no mount is ever left on the
 host. ``cp`` copies tar streams and extracts inside the container's root
 (chroot + tarfile's ``tar`` filter), so nothing can be written outside it.
+
+The forked ``cp`` child runs as host root while "/" is the container's, so it
+must run nothing of the container (CVE-2019-14271): no name lookups through the
+C library (glibc would read the container's nsswitch.conf and load its libnss
+modules), numeric ids only, as moby's archive package does, and no Python
+import either (sys.path holds absolute paths, which now name the container's
+files). See :func:`_seal_child`.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import os
 import sys
 
 from ..errors import ContainerError
-from . import runtime
+from . import copyrules, runtime
 from . import syscalls as sc
 from .flags import Parsed
 from .state import Root
@@ -23,10 +30,12 @@ _NAMESPACES = (("ipc", sc.CLONE_NEWIPC), ("uts", sc.CLONE_NEWUTS), ("net", sc.CL
                ("pid", sc.CLONE_NEWPID), ("mnt", sc.CLONE_NEWNS))
 
 
-def _running_state(root: Root, cid: str) -> dict:
+def _running_state(root: Root, cid: str, ref: str | None = None) -> dict:
+    """The state of a running container; docker's errors otherwise (a paused
+    one is named as the user wrote it, a stopped one by its ID, as dockerd does)."""
     state = runtime.reconcile(root, cid, root.read_state(cid))
     if state["Status"] == "paused":
-        raise ContainerError(f"Container {cid} is paused, unpause the container before exec")
+        raise ContainerError(f"Container {ref or cid} is paused, unpause the container before exec")
     if state["Status"] != "running" or not state["Pid"]:
         raise ContainerError(f"Container {cid} is not running")
     return state
@@ -63,10 +72,28 @@ def _view_of_stopped(root: Root, config: dict, writable: bool) -> str:
     return merged
 
 
+def _seal_child() -> None:
+    """In a forked ``cp`` child, before "/" becomes the container's: nothing the
+    container planted may run here. tarfile's uname/gname lookups (pwd, grp)
+    go, so ids stay numeric; imports are limited to the interpreter's built-in
+    and frozen modules, so a lazy import fails instead of loading the container's
+    copy of a module."""
+    import importlib.machinery as machinery
+    import tarfile
+
+    tarfile.pwd = None
+    tarfile.grp = None
+    sys.path[:] = []
+    sys.path_importer_cache.clear()
+    sys.path_hooks[:] = []
+    sys.meta_path[:] = [f for f in sys.meta_path if f in (machinery.BuiltinImporter, machinery.FrozenImporter)]
+
+
 def _enter_rootfs(root: Root, cid: str, writable: bool) -> None:
-    """In a forked child: make "/" the container's root filesystem."""
+    """In a forked child: make "/" the container's root filesystem (sealed first)."""
     config = root.read_config(cid)
     state = runtime.reconcile(root, cid, root.read_state(cid))
+    _seal_child()
     if state["Running"] and state["Pid"]:
         _enter(state["Pid"], (("mnt", sc.CLONE_NEWNS),))
     else:
@@ -79,12 +106,14 @@ def _enter_rootfs(root: Root, cid: str, writable: bool) -> None:
 
 def cmd_exec(root: Root, p: Parsed) -> int:
     from .cgroups import Cgroup
-    from .process import capability_mask, drop_privileges, exec_command, read_report, reset_signals
+    from . import seccomp
+    from .process import (capability_mask, capability_names, drop_privileges, enter_isolation, exec_command,
+                          read_report, reset_signals)
     from .runtime import _env_flags, merge_env
 
     cid = root.find(p.args[0])
     config = root.read_config(cid)
-    state = _running_state(root, cid)
+    state = _running_state(root, cid, p.args[0])
     argv = p.args[1:]
     env_list = merge_env(config["Config"]["Env"], _env_flags(p.opts))
     env = dict(e.split("=", 1) if "=" in e else (e, "") for e in env_list)
@@ -92,6 +121,13 @@ def cmd_exec(root: Root, p: Parsed) -> int:
     host = config["HostConfig"]
     caps = capability_mask(host.get("CapAdd") or [], host.get("CapDrop") or [],
                            host.get("Privileged", False) or bool(p.opts.get("privileged")))
+    # The container's seccomp filter and no_new_privs bind its exec'd processes too (runc's setns init).
+    try:
+        base_caps = capability_mask(host.get("CapAdd") or [], host.get("CapDrop") or [], host.get("Privileged", False))
+        no_new_privs = seccomp.security_opts(host.get("SecurityOpt") or [])[1]
+        bpf = seccomp.filter_for(root.path, host, capability_names(base_caps))
+    except (seccomp.ProfileError, OSError) as exc:
+        raise ContainerError(str(exc)) from None
     user = p.opts.get("user") or config["Config"]["User"] or "0"
     workdir = p.opts.get("workdir") or config["Config"]["WorkingDir"] or "/"
     err_r, err_w = os.pipe()
@@ -111,8 +147,9 @@ def cmd_exec(root: Root, p: Parsed) -> int:
                 elif not p.opts.get("interactive"):
                     null = os.open("/dev/null", os.O_RDONLY)
                     os.dup2(null, 0)
+                enter_isolation(err_w)
                 try:
-                    drop_privileges(user, caps, env)
+                    drop_privileges(user, caps, env, no_new_privs, bpf)
                     os.chdir(workdir)
                 except LookupError as exc:
                     os.write(err_w, f"126 unable to start container process: {exc.args[0]}".encode())
@@ -157,12 +194,25 @@ def cmd_cp(root: Root, p: Parsed) -> int:
     if (src_ref is None) == (dst_ref is None):
         raise ContainerError("copying between containers is not supported" if src_ref else
                              "must specify at least one container source")
+    archive, follow = bool(p.opts.get("archive")), bool(p.opts.get("follow_link"))
     if src_ref is not None:
-        return _copy_out(root, root.find(src_ref), src, dst)
-    return _copy_in(root, root.find(dst_ref), src, dst)
+        return _copy_out(root, root.find(src_ref), src, dst, archive, follow)
+    return _copy_in(root, root.find(dst_ref), src, dst, archive, follow)
 
 
-def _copy_out(root: Root, cid: str, src: str, dst: str) -> int:
+def _owned_by(tar, owner: tuple[int, int] | None):
+    """The members of ``tar`` with numeric ownership only: ``owner`` (docker cp
+    without ``-a`` gives files to the destination's user) or, for ``-a``
+    (``owner`` None), the ids they had at the source. Names are dropped so that
+    nothing ever maps them through a name service."""
+    for member in tar:
+        if owner is not None:
+            member.uid, member.gid = owner
+        member.uname = member.gname = ""
+        yield member
+
+
+def _copy_out(root: Root, cid: str, src: str, dst: str, archive: bool = False, follow: bool = False) -> int:
     import tarfile
 
     if not src.startswith("/"):
@@ -179,7 +229,10 @@ def _copy_out(root: Root, cid: str, src: str, dst: str) -> int:
                 os._exit(1)
             with os.fdopen(w, "wb") as out, tarfile.open(fileobj=out, mode="w|") as tar:
                 name = os.path.basename(src.rstrip("/")) or "."
-                tar.add(src, arcname=name)
+                # -L resolves the link here, where "/" is the container's root; the copy keeps the link's name
+                tar.add(os.path.realpath(src) if follow else src, arcname=name)
+        except BrokenPipeError:  # the receiving side refused the copy and has said why
+            code = 1
         except BaseException as exc:  # noqa: BLE001
             os.write(2, f"refengine: {exc}\n".encode())
             code = 1
@@ -193,24 +246,35 @@ def _copy_out(root: Root, cid: str, src: str, dst: str) -> int:
                 sys.stdout.flush()
             else:
                 with tarfile.open(fileobj=stream, mode="r|") as tar:
-                    if os.path.isdir(dst):
-                        tar.extractall(dst, filter="tar")
-                    else:
-                        parent = os.path.dirname(os.path.abspath(dst))
-                        if not os.path.isdir(parent):
-                            raise ContainerError(f"destination directory {parent} does not exist")
-                        for member in tar:
-                            first, _, rest = member.name.partition("/")
-                            member.name = os.path.basename(dst) + ("/" + rest if rest else "")
-                            tar.extract(member, parent, filter="tar")
+                    _extract(tar, dst, None if archive else (os.getuid(), os.getgid()))
     except tarfile.TarError as exc:
-        raise ContainerError(f"copying from container: {exc}") from None
-    finally:
         code = _wait_child(child)
-    return code
+        if code:  # the child has said why (no such file): an empty stream adds nothing
+            return code
+        raise ContainerError(f"copying from container: {exc}") from None
+    except BaseException:
+        _wait_child(child)
+        raise
+    return _wait_child(child)
 
 
-def _copy_in(root: Root, cid: str, src: str, dst: str) -> int:
+def _extract(tar, dst: str, owner: tuple[int, int] | None) -> None:
+    """Land a cp stream at DEST_PATH by docker cp's table (on the host, or in a
+    child whose "/" is the container's root, so links resolve there)."""
+    first = tar.next()
+    if first is None:
+        return
+    how = copyrules.destination(src_is_dir=first.isdir(), dest=copyrules.probe(dst), dest_path=dst)
+    if how == "into":
+        tar.extractall(dst, members=_owned_by(tar, owner), numeric_owner=True, filter="tar")
+        return
+    parent, name = os.path.split(os.path.abspath(dst))
+    for member in _owned_by(tar, owner):
+        member.name = copyrules.renamed(member.name, name)
+        tar.extract(member, parent, numeric_owner=True, filter="tar")
+
+
+def _copy_in(root: Root, cid: str, src: str, dst: str, archive: bool = False, follow: bool = False) -> int:
     import tarfile
 
     if not dst.startswith("/"):
@@ -224,17 +288,14 @@ def _copy_in(root: Root, cid: str, src: str, dst: str) -> int:
         try:
             os.close(w)
             _enter_rootfs(root, cid, writable=True)
+            owner = None if archive else (0, 0)
+            if src == "-" and not os.path.isdir(dst):
+                raise ContainerError(f'destination "{dst}" must be a directory')
             with os.fdopen(r, "rb") as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
-                if os.path.isdir(dst) or src == "-":
-                    tar.extractall(dst, filter="tar")
+                if src == "-":
+                    tar.extractall(dst, members=_owned_by(tar, owner), numeric_owner=True, filter="tar")
                 else:
-                    parent = os.path.dirname(dst) or "/"
-                    if not os.path.isdir(parent):
-                        raise ContainerError(f"no such directory: {parent}")
-                    for member in tar:
-                        first, _, rest = member.name.partition("/")
-                        member.name = os.path.basename(dst) + ("/" + rest if rest else "")
-                        tar.extract(member, parent, filter="tar")
+                    _extract(tar, dst, owner)
         except BaseException as exc:  # noqa: BLE001
             os.write(2, f"refengine: {exc}\n".encode())
             code = 1
@@ -246,8 +307,10 @@ def _copy_in(root: Root, cid: str, src: str, dst: str) -> int:
                 while chunk := sys.stdin.buffer.read(65536):
                     out.write(chunk)
             else:
+                # SRC_PATH ending in "/." copies the directory's content: its entries are "./..."
+                name = "." if os.path.basename(src) == "." else os.path.basename(os.path.abspath(src))
                 with tarfile.open(fileobj=out, mode="w|") as tar:
-                    tar.add(src, arcname=os.path.basename(os.path.abspath(src)))
+                    tar.add(os.path.realpath(src) if follow else src, arcname=name)
     except BrokenPipeError:
         pass
     return _wait_child(child)
@@ -323,22 +386,20 @@ def cmd_top(root: Root, p: Parsed) -> int:
 
     from .cgroups import Cgroup
 
+    from .format import table, top_processes
+
     cid = root.find(p.args[0])
-    state = _running_state(root, cid)
+    # not _running_state: dockerd lists a paused container's (frozen) processes too
+    state = runtime.reconcile(root, cid, root.read_state(cid))
+    if not state["Running"] or not state["Pid"]:
+        raise ContainerError(f"Container {cid} is not running")
     pids = set(Cgroup(cid).pids()) or {state["Pid"]}
     args = p.args[1:] or ["-ef"]
     try:
         out = subprocess.run(["ps", *args], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError) as exc:
         raise ContainerError(f"ps failed: {exc}") from None
-    lines = out.splitlines()
-    header = lines[0].split()
-    if "PID" not in header:
-        raise ContainerError("couldn't find PID field in ps output")
-    col = header.index("PID")
-    sys.stdout.write(lines[0] + "\n")
-    for line in lines[1:]:
-        fields = line.split()
-        if len(fields) > col and fields[col].isdigit() and int(fields[col]) in pids:
-            sys.stdout.write(line + "\n")
+    titles, rows = top_processes(out, pids)
+    # docker's CLI prints the daemon's table with a tabwriter of 20-wide columns
+    sys.stdout.write("".join(line + "\n" for line in table([titles, *rows], min_width=20)))
     return 0

@@ -15,6 +15,7 @@ import os
 
 import _signal
 
+from . import keyring, seccomp
 from . import syscalls as sc
 
 CAPABILITIES = {
@@ -29,6 +30,8 @@ CAPABILITIES = {
 #: Docker's default capability set (moby oci/caps/defaults.go).
 DEFAULT_CAPS = ("CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID", "SETFCAP",
                 "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE")
+
+_PR_CAPBSET_READ = 23
 
 #: Signals an init forwards to its child (not the synchronous ones, not SIGCHLD).
 FORWARDED = (1, 2, 3, 10, 12, 14, 15, 18, 20, 21, 22, 23, 28, 29, 30)
@@ -56,6 +59,15 @@ def capability_mask(add: list[str], drop: list[str], privileged: bool = False) -
     for name in names:
         mask |= 1 << CAPABILITIES[name]
     return mask
+
+
+def capability_names(mask: int) -> set[str]:
+    """A capability mask as ``CAP_*`` names (as seccomp profiles name them). Pure.
+
+    >>> sorted(capability_names(1 << 21 | 1))
+    ['CAP_CHOWN', 'CAP_SYS_ADMIN']
+    """
+    return {f"CAP_{name}" for name, bit in CAPABILITIES.items() if mask & (1 << bit)}
 
 
 def resolve_user(spec: str, passwd: str, group: str) -> tuple[int, int, list[int], str]:
@@ -117,20 +129,45 @@ def _loopback_up() -> None:
         s.close()
 
 
-def drop_privileges(user: str, caps: int, env: dict) -> None:
-    """Become ``user`` with capability set ``caps``; fills HOME in ``env``."""
+def drop_privileges(user: str, caps: int, env: dict, no_new_privs: bool = False,
+                    seccomp_bpf: bytes | None = None) -> None:
+    """Become ``user`` with capability set ``caps``; fills HOME in ``env``.
+
+    The seccomp filter comes last, so the runtime's own setup is not filtered:
+    after no_new_privs and the final capabilities when no_new_privs is asked;
+    without it the kernel wants CAP_SYS_ADMIN to install a filter, so it goes
+    in just before the identity changes (runc's order; setuid, capset and
+    execve are allowed by every usable profile)."""
     uid, gid, groups, home = resolve_user(user, _read_text("/etc/passwd"), _read_text("/etc/group"))
     env.setdefault("HOME", home)
     last = int(_read_text("/proc/sys/kernel/cap_last_cap") or 40)
     for cap in range(last + 1):
         if not caps & (1 << cap):
             sc.prctl(sc.PR_CAPBSET_DROP, cap)
-    sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+        elif not sc.prctl(_PR_CAPBSET_READ, cap):
+            caps &= ~(1 << cap)  # not ours to give (--privileged under a reduced bounding set): as podman
+    if no_new_privs:
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    elif seccomp_bpf:
+        seccomp.install(seccomp_bpf)
     os.setgroups(groups)
     os.setgid(gid)
     os.setuid(uid)
     if uid == 0:
-        sc.capset(caps, caps, caps)
+        # docker leaves the inheritable set empty: no capability survives an exec
+        # into a file with inheritable file capabilities.
+        sc.capset(caps, caps, 0)
+    if no_new_privs and seccomp_bpf:
+        seccomp.install(seccomp_bpf)
+
+
+def enter_isolation(keep_fd: int) -> None:
+    """What every process entering a container does first: no descriptor of
+    whoever started it survives but stdio and ``keep_fd`` (the close-on-exec
+    error pipe), and its own session keyring (keys are not namespaced)."""
+    os.closerange(3, keep_fd)
+    os.closerange(keep_fd + 1, 1 << 20)
+    keyring.join_new_session_keyring()
 
 
 def reset_signals() -> None:
@@ -245,9 +282,8 @@ def container_main(plan: dict, err_fd: int) -> None:
     """Everything between clone and exec, in the new namespaces. Never returns."""
     # The supervisor's fds (status pipe, the CLI's lock) must not live on in
     # an init that never execs: keep only stdio and the error pipe.
-    os.closerange(3, err_fd)
-    os.closerange(err_fd + 1, 65536)
     try:
+        enter_isolation(err_fd)
         sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
         if plan.get("cgroup") is not None:
             plan["cgroup"].join_self(v2=plan["join_v2"])
@@ -260,21 +296,26 @@ def container_main(plan: dict, err_fd: int) -> None:
         from . import rootfs
         from .state import trace
 
+        if plan.get("tty"):
+            from . import console  # before pivot_root: it loads modules from the host
         trace("container: namespaces, cgroup joined")
         rootfs.build(plan)
+        if plan.get("tty"):  # -t: the supervisor put the console socket in the stdio slots
+            owner = resolve_user(plan["user"], _read_text("/etc/passwd"), _read_text("/etc/group"))[0]
+            console.attach_in_container(0, plan["console_size"], owner)
         if plan["uts"]:
             sc.sethostname(plan["hostname"])
         env = dict(plan["env"])
-        drop_privileges(plan["user"], plan["caps"], env)
+        drop_privileges(plan["user"], plan["caps"], env, plan.get("no_new_privs", False), plan.get("seccomp"))
         cwd = plan["workdir"] or "/"
         try:
             os.chdir(cwd)
         except FileNotFoundError:
             os.makedirs(cwd, exist_ok=True)
             os.chdir(cwd)
-    except LookupError as exc:
-        _report(err_fd, 126, f"unable to start container process: {exc.args[0]}")
-        os._exit(126)
+    except LookupError as exc:  # an unknown --user: docker's daemon refuses the start (125), not the command
+        _report(err_fd, 125, exc.args[0])
+        os._exit(125)
     except Exception as exc:  # noqa: BLE001 - reported to the supervisor as one line, never a traceback
         _report(err_fd, 125, f"container setup failed: {exc}")
         os._exit(125)

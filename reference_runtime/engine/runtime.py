@@ -65,7 +65,7 @@ def _env_flags(opts: dict) -> list[str]:
         except OSError as exc:
             raise ContainerError(f"open {path}: {exc.strerror.lower()}") from None
         for line in lines:
-            line = line.strip()
+            line = line.lstrip()  # docker trims the left only: a value keeps its trailing blanks, as with -e
             if line and not line.startswith("#"):
                 env.append(_env_entry(line))
     for e in opts.get("env") or []:
@@ -152,6 +152,7 @@ def build_config(root: Root, opts: dict, args: list[str], image_id: str, img: di
         capability_mask(opts.get("cap_add") or [], opts.get("cap_drop") or [])
     except ValueError as exc:
         raise ContainerError(str(exc)) from None
+    security_opt = _security_opt(opts.get("security_opt") or [])
     network = opts.get("network") or "default"
     if network == "bridge":
         network = "default"
@@ -173,6 +174,7 @@ def build_config(root: Root, opts: dict, args: list[str], image_id: str, img: di
     if network == "host" and not opts.get("hostname"):
         hostname = os.uname().nodename
     mounts, binds, config_volumes = _mounts(root, opts, img, cid)
+    tmpfs = _tmpfs_flags(opts.get("tmpfs") or [])
     created = rfc3339()
     config_section = {
         "Hostname": hostname, "Domainname": "", "User": opts.get("user") or img.get("User") or "",
@@ -196,11 +198,43 @@ def build_config(root: Root, opts: dict, args: list[str], image_id: str, img: di
             "AutoRemove": bool(opts.get("rm")), "VolumesFrom": opts.get("volumes_from") or None,
             "CapAdd": opts.get("cap_add") or None, "CapDrop": opts.get("cap_drop") or None,
             "Privileged": bool(opts.get("privileged")), "ReadonlyRootfs": bool(opts.get("read_only")),
+            "SecurityOpt": security_opt or None,
             "Memory": memory, "MemorySwap": swap, "PidsLimit": pids if pids and pids > 0 else None,
             "Init": True if opts.get("init") else None, "LogConfig": {"Type": "json-file", "Config": {}},
+            **({"Tmpfs": tmpfs} if tmpfs else {}), **({"Mounts": opts["mount"]} if opts.get("mount") else {}),
         },
         "Mounts": mounts,
     }
+
+
+def _security_opt(values: list[str]) -> list[str]:
+    """``--security-opt`` checked; a seccomp profile file is replaced by its JSON
+    text, as docker's client sends it (later edits of the file do not matter)."""
+    import json
+
+    from .seccomp import ProfileError, security_opts
+
+    out = []
+    for value in values:
+        key, sep, path = value.partition("=")
+        if key == "seccomp" and sep and path != "unconfined":
+            try:
+                with open(path) as f:
+                    text = f.read()
+            except OSError as exc:
+                raise ContainerError(f"opening seccomp profile ({path}) failed: open {path}: "
+                                     f"{exc.strerror.lower()}") from None
+            try:
+                json.loads(text)
+            except ValueError as exc:
+                raise ContainerError(f"compacting json for seccomp profile ({path}) failed: {exc}") from None
+            value = f"seccomp={text}"
+        out.append(value)
+    try:
+        security_opts(out)
+    except ProfileError as exc:
+        raise ContainerError(str(exc)) from None
+    return out
 
 
 def _mounts(root: Root, opts: dict, img: dict, cid: str) -> tuple[list[dict], list[str], dict]:
@@ -234,6 +268,8 @@ def _mounts(root: Root, opts: dict, img: dict, cid: str) -> tuple[list[dict], li
                                      f"directory, use absolute path")
             add({"Type": "volume", "Name": src, "Source": "", "Destination": dst, "Driver": "local",
                  "Mode": mode or "z", "RW": rw, "Propagation": "", "Fill": "nocopy" not in mode})
+    for spec in opts.get("mount") or []:
+        add(_mount_flag(spec))
     for spec in opts.get("volumes_from") or []:
         ref, _, mode = spec.partition(":")
         other = root.read_config(root.find(ref))
@@ -255,6 +291,75 @@ def _mounts(root: Root, opts: dict, img: dict, cid: str) -> tuple[list[dict], li
         if m["Type"] == "bind" and not os.path.exists(m["Source"]):
             os.makedirs(m["Source"], exist_ok=True)  # docker -v creates a missing host directory
     return mounts, binds, config_volumes
+
+
+def _mount_flag(spec: dict) -> dict:
+    """One ``--mount`` (parsed by flags.parse_mount) as a container mount, checked as
+    docker's daemon checks it: unlike ``-v``, a missing bind source is an error."""
+    from . import volumes
+
+    kind, src, dst = spec["Type"], spec.get("Source", ""), spec["Target"]
+    where = f'invalid mount config for type "{kind}"'
+    if kind not in ("bind", "volume", "tmpfs"):
+        raise ContainerError(f"{where}: mount type unknown")
+    for path in (dst, src) if kind == "bind" else (dst,):
+        if path and not path.startswith("/"):
+            raise ContainerError(f"{where}: invalid mount path: '{path}' mount path must be absolute")
+    dst, rw = os.path.normpath(dst), not spec.get("ReadOnly")
+    if kind == "bind":
+        if not src:
+            raise ContainerError(f"{where}: field Source must not be empty")
+        if not os.path.exists(src):
+            raise ContainerError(f"{where}: bind source path does not exist: {src}")
+        propagation = (spec.get("BindOptions") or {}).get("Propagation") or "rprivate"
+        return {"Type": "bind", "Source": os.path.normpath(src), "Destination": dst, "Mode": "", "RW": rw,
+                "Propagation": propagation}
+    if kind == "tmpfs":
+        if src:
+            raise ContainerError(f"{where}: field Source must not be specified")
+        opts = spec.get("TmpfsOptions") or {}
+        options = [f"size={opts['SizeBytes']}"] if opts.get("SizeBytes") else []
+        options += [f"mode={opts['Mode']:o}"] if opts.get("Mode") else []
+        return {"Type": "tmpfs", "Source": "", "Destination": dst, "Mode": "", "RW": rw, "Propagation": "",
+                "Options": ",".join(options + ([] if rw else ["ro"]))}
+    nocopy = bool((spec.get("VolumeOptions") or {}).get("NoCopy"))
+    if not src:
+        return {"Type": "volume", "Name": os.urandom(32).hex(), "Source": "", "Destination": dst, "Driver": "local",
+                "Mode": "", "RW": rw, "Propagation": "", "Anonymous": True, "Fill": not nocopy}
+    if not volumes._valid_name(src):
+        raise ContainerError(f'create {src}: "{src}" includes invalid characters for a local volume name, '
+                             f'only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed')
+    return {"Type": "volume", "Name": src, "Source": "", "Destination": dst, "Driver": "local", "Mode": "z",
+            "RW": rw, "Propagation": "", "Fill": not nocopy}
+
+
+def _tmpfs_flags(specs: list[str]) -> dict[str, str]:
+    """``--tmpfs PATH[:OPTIONS]`` as docker's HostConfig.Tmpfs (path -> options), checked."""
+    from .flags import tmpfs_mount_options
+
+    tmpfs: dict[str, str] = {}
+    for spec in specs:
+        path, _, options = spec.partition(":")
+        if not path.startswith("/"):
+            raise ContainerError(f"invalid mount path: '{path}' mount path must be absolute")
+        try:
+            tmpfs_mount_options(options)
+        except ValueError as exc:
+            raise ContainerError(str(exc)) from None
+        path = os.path.normpath(path)
+        if path in tmpfs:
+            raise ContainerError(f"Duplicate mount point: {path}")
+        tmpfs[path] = options
+    return tmpfs
+
+
+def plan_mounts(config: dict) -> list[dict]:
+    """Every mount of a start: the container's Mounts plus its ``--tmpfs`` ones, in
+    docker's order (by depth of the destination, so /a is mounted before /a/b). Pure."""
+    mounts = list(config["Mounts"])
+    for path, options in (config["HostConfig"].get("Tmpfs") or {}).items():
+        mounts.append({"Type": "tmpfs", "Source": "", "Destination": path, "RW": True, "Options": options})
+    return sorted(mounts, key=lambda m: m["Destination"].rstrip("/").count("/"))
 
 
 def _index_key(index_path: str) -> str:
@@ -374,7 +479,8 @@ def _read(path: str) -> str:
 
 def container_plan(root: Root, config: dict, cgroup) -> dict:
     """What the container process needs at this start (see process.container_main)."""
-    from .process import capability_mask
+    from . import seccomp
+    from .process import capability_mask, capability_names
 
     cid = config["Id"]
     cdir = root.container_dir(cid)
@@ -401,6 +507,12 @@ def container_plan(root: Root, config: dict, cgroup) -> dict:
     env.setdefault("HOSTNAME", cfg["Hostname"])
     if cfg.get("Tty"):
         env.setdefault("TERM", "xterm")
+    caps = capability_mask(host.get("CapAdd") or [], host.get("CapDrop") or [], host.get("Privileged", False))
+    try:
+        no_new_privs = seccomp.security_opts(host.get("SecurityOpt") or [])[1]
+        bpf = seccomp.filter_for(root.path, host, capability_names(caps))
+    except (seccomp.ProfileError, OSError) as exc:
+        raise ContainerError(str(exc)) from None
     return {
         "clone_flags": flags, "netns": netns,
         "net": "private" if flags & sc.CLONE_NEWNET else network,
@@ -408,11 +520,11 @@ def container_plan(root: Root, config: dict, cgroup) -> dict:
         "merged": os.path.join(cdir, "merged"), "upper": os.path.join(cdir, "upper"),
         "work": os.path.join(cdir, "work"), "lowers": [os.path.join(cdir, "init"), *config["Layers"]],
         "etc": {n: os.path.join(cdir, n) for n in ("hostname", "hosts", "resolv.conf")},
-        "mounts": config["Mounts"], "root": root.path, "cgroup": cgroup,
+        "mounts": plan_mounts(config), "root": root.path, "cgroup": cgroup,
         "env": env, "user": cfg["User"] or "0", "workdir": cfg["WorkingDir"],
-        "caps": capability_mask(host.get("CapAdd") or [], host.get("CapDrop") or [], host.get("Privileged", False)),
+        "caps": caps, "no_new_privs": no_new_privs, "seccomp": bpf,
         "argv": [config["Path"], *config["Args"]], "init": bool(host.get("Init")),
-        "read_only": bool(host.get("ReadonlyRootfs")),
+        "read_only": bool(host.get("ReadonlyRootfs")), "tty": bool(cfg.get("Tty")),
     }
 
 
@@ -614,6 +726,34 @@ def pause(root: Root, cid: str, frozen: bool) -> None:
         state.update(Paused=frozen, Status="paused" if frozen else "running")
         root.write_state(cid, state)
     root.event("container", "pause" if frozen else "unpause", cid)
+
+
+def rename(root: Root, cid: str, new_name: str) -> None:
+    """``docker rename``: the new name is reserved before the old one is let go,
+    so a taken name leaves the container as it was, and no moment exists in
+    which it has neither."""
+    name = new_name[1:] if new_name.startswith("/") else new_name
+    if not name:
+        raise ContainerError("Neither old nor new names may be empty")
+    if not _valid_container_name(name):
+        raise ContainerError(f"Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    with root.lock(cid):
+        config = root.read_config(cid)
+        old = config["Name"][1:]
+        if name == old:
+            raise ContainerError("Renaming a container with the same name as its current name")
+        try:
+            root.reserve_name(name, cid)
+        except ContainerError as exc:
+            raise ContainerError(f"Error when allocating new name: {exc}") from None
+        try:
+            # the one rewrite of config.json: atomic, so readers see either name
+            jsonio.write_atomic(os.path.join(root.container_dir(cid), "config.json"), {**config, "Name": f"/{name}"})
+        except BaseException:
+            root.release_name(name, cid)
+            raise
+        root.release_name(old, cid)
+    root.event("container", "rename", cid, {"name": name, "oldName": f"/{old}"})
 
 
 def remove(root: Root, cid: str, *, force: bool, volumes: bool) -> None:
