@@ -21,6 +21,7 @@ from pathlib import Path
 
 from . import REPORTS_DIR, SUITES_DIR
 from .errors import ConformanceError
+from .progress import BenchProgress, plain_output, run_with_progress
 from .results import load_run
 
 REGISTRY_SUITES = ("registry",)
@@ -29,10 +30,6 @@ REGISTRY_SUITES = ("registry",)
 def engine_suites() -> list[str]:
     return sorted(p.name for p in SUITES_DIR.iterdir()
                   if p.is_dir() and (p / "__init__.py").exists() and p.name not in REGISTRY_SUITES)
-
-
-def _plain() -> bool:
-    return bool(os.environ.get("CI")) or not sys.stdout.isatty()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -64,16 +61,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             "-p", "xdist", "-n", str(args.jobs), "-rfEsx", "--rootdir", str(SUITES_DIR.parent),
             # an installed wheel's rootdir is site-packages: no pyproject.toml, nothing written there
             "-p", "no:cacheprovider"]
-    argv += ["-v"] if _plain() else []
-    argv += args.pytest_args
-    print("$ " + " ".join(argv), flush=True)
-    status = subprocess.call(argv, cwd=SUITES_DIR.parent)
+    argv += ["-v"] if plain_output() else []
+    print("$ " + " ".join(argv + args.pytest_args), flush=True)
+    # CI: pytest -v's plain lines; a terminal: a live line per suite (conformance.progress)
+    status = (subprocess.call(argv + args.pytest_args, cwd=SUITES_DIR.parent) if plain_output()
+              else run_with_progress(argv, SUITES_DIR.parent, args.pytest_args))
     try:
-        from .report import latest_runs, write_report
+        from .report import latest_bench, latest_runs, write_report
 
         runs = latest_runs(report_dir)
         if runs:
-            print(f"conformance report: {write_report(runs, report_dir / 'index.html')}")
+            print(f"conformance report: {write_report(runs, report_dir / 'index.html', bench=latest_bench(report_dir))}")
     except ConformanceError as exc:
         print(f"conformance: report not written: {exc}", file=sys.stderr)
     return gate_on_baselines(baselines, report_dir, earlier, tuple(suites), status) if baselines else status
@@ -116,13 +114,14 @@ def warn_unrequired_capabilities(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import latest_runs, write_report
+    from .report import latest_bench, latest_runs, write_report
     from .results import load_run
 
     runs = [load_run(Path(p)) for p in args.results] if args.results else latest_runs(Path(args.dir))
     if not runs:
         raise ConformanceError(f"no results files in {args.dir}; run `conformance run` first or name the files")
-    out = write_report(runs, Path(args.out or Path(args.dir) / "index.html"))
+    # the latest bench-*.json of --dir, if any, follows the matrix
+    out = write_report(runs, Path(args.out or Path(args.dir) / "index.html"), bench=latest_bench(Path(args.dir)))
     print(out)
     return 0
 
@@ -135,8 +134,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if unknown:
         raise ConformanceError(f"unknown bench area(s) {', '.join(sorted(unknown))}; known: {', '.join(bench.CASE_MODULES)}")
     options = bench.Options(rounds=args.rounds, warmup=args.warmup, areas=areas)
-    progress = (lambda s: print(s, flush=True)) if _plain() else _live_progress()
-    results, notes = bench.run_all(options, progress)
+    progress = BenchProgress(plain=plain_output())
+    try:
+        results, notes = bench.run_all(options, progress)
+    finally:
+        progress.close()
     for note in notes:
         print(f"note: {note}")
     for result in results:
@@ -145,13 +147,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     json_path, svg_path = bench.write_results(results, Path(args.out or REPORTS_DIR))
     print(f"\nbench results: {json_path}\nbench chart: {svg_path}")
     return 0
-
-
-def _live_progress():
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    return lambda s: console.print(f"[dim]{s}[/dim]", end="\r")
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -247,7 +242,8 @@ def parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
     rep = sub.add_parser("report", help="merge results of several runs into one HTML matrix")
     rep.add_argument("results", nargs="*", help="results JSON files (default: all in --dir)")
-    rep.add_argument("--dir", default=str(REPORTS_DIR), help="where results are (default reports/)")
+    rep.add_argument("--dir", default=str(REPORTS_DIR),
+                     help="where results are (default reports/); its latest bench-*.json is shown too")
     rep.add_argument("--out", help="HTML file to write (default DIR/index.html)")
     rep.set_defaults(func=cmd_report)
     ben = sub.add_parser("bench", help="benchmark engines and registries side by side")

@@ -97,7 +97,8 @@ def outcome_of(report: pytest.TestReport) -> tuple[str, str] | None:
     return None
 
 
-_RANK = {"passed": 0, "skipped": 1, "deviation": 1, "failed": 2, "error": 3}
+#: How bad an outcome is: a check reported in several phases keeps its worst.
+OUTCOME_RANK = {"passed": 0, "skipped": 1, "deviation": 1, "failed": 2, "error": 3}
 
 
 class ResultsRecorder:
@@ -120,7 +121,7 @@ class ResultsRecorder:
             return
         key = (props["subject"], props["check_id"])
         previous = self.checks.get(key)
-        if previous and _RANK[previous["outcome"]] >= _RANK[outcome[0]]:
+        if previous and OUTCOME_RANK[previous["outcome"]] >= OUTCOME_RANK[outcome[0]]:
             previous["duration"] += report.duration
             return
         entry = {

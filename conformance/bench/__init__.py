@@ -2,7 +2,8 @@
 
 Case modules expose ``cases(options) -> list[Case]``; this package lists them,
 runs each case with :func:`~conformance.bench.core.run_case` and writes
-``reports/bench-<stamp>.json`` plus an SVG chart of the medians.
+``reports/bench-<stamp>.json`` plus an SVG chart of the medians with their
+spread (p10-p90).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Protocol
 
+from .chart import chart_case, chart_svg
 from .core import CaseResult, run_case
 
 #: area -> module; a module that does not exist yet is reported, not fatal.
@@ -59,28 +62,8 @@ def format_table(result: CaseResult) -> list[str]:
 
 
 def svg_chart(results: list[CaseResult]) -> str:
-    """A bar chart of the medians, one group per case; no plotting library needed."""
-    rows = [(res.case.name, res.case.unit, name, r.median) for res in results
-            for name, r in res.subjects.items() if r.median is not None]
-    height = 24 * len(rows) + 30 * len(results) + 20
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="900" height="{height}" font-family="sans-serif" font-size="12">']
-    y = 20
-    for res in results:
-        out.append(f'<text x="5" y="{y}" font-weight="bold">{res.case.name} ({res.case.unit})</text>')
-        y += 10
-        values = [r.median for r in res.subjects.values() if r.median is not None]
-        top = max(values) if values else 1
-        for name, r in res.subjects.items():
-            if r.median is None:
-                continue
-            width = 500 * r.median / top if top else 0
-            out.append(f'<text x="5" y="{y + 15}">{name}</text>')
-            out.append(f'<rect x="230" y="{y + 3}" width="{width:.1f}" height="16" fill="#4a7ab5"/>')
-            out.append(f'<text x="{235 + width:.1f}" y="{y + 15}">{r.median:.1f}</text>')
-            y += 24
-        y += 20
-    out.append("</svg>")
-    return "\n".join(out)
+    """Medians as bars, p10-p90 as whiskers, one group per case (see :mod:`.chart`)."""
+    return chart_svg([chart_case(r.as_dict()) for r in results])
 
 
 def write_results(results: list[CaseResult], out_dir: Path) -> tuple[Path, Path]:
@@ -92,6 +75,27 @@ def write_results(results: list[CaseResult], out_dir: Path) -> tuple[Path, Path]
     return json_path, svg_path
 
 
-def run_all(options: Options, progress=lambda s: None) -> tuple[list[CaseResult], list[str]]:
+class RoundProgress(Protocol):
+    """What :func:`run_all` tells a progress display (``conformance.progress.BenchProgress``)."""
+
+    def planned(self, cases: list[tuple[str, int]]) -> None:
+        """The cases about to run, each with its number of rounds (warmup included)."""
+
+    def case_started(self, index: int) -> None:
+        """Case ``index`` begins (its setup counts towards its first round)."""
+
+    def round_done(self, index: int) -> None:
+        """One more round of case ``index`` is measured."""
+
+
+def run_all(options: Options, progress: RoundProgress | None = None) -> tuple[list[CaseResult], list[str]]:
     cases, notes = collect(options)
-    return [run_case(c, options.rounds, options.warmup, progress) for c in cases], notes
+    if progress is None:
+        return [run_case(c, options.rounds, options.warmup) for c in cases], notes
+    progress.planned([(c.name, options.warmup + options.rounds) for c in cases])
+    results = []
+    for index, case in enumerate(cases):
+        progress.case_started(index)
+        results.append(run_case(case, options.rounds, options.warmup,
+                                lambda done, total, index=index: progress.round_done(index)))
+    return results, notes

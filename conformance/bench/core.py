@@ -74,8 +74,10 @@ class CaseResult:
         }
 
 
-def run_case(case: Case, rounds: int, warmup: int = 1, progress: Callable[[str], None] = lambda s: None) -> CaseResult:
-    """Measure every subject ``rounds`` times, alternating, after ``warmup`` unrecorded rounds."""
+def run_case(case: Case, rounds: int, warmup: int = 1,
+             progress: Callable[[int, int], None] = lambda done, total: None) -> CaseResult:
+    """Measure every subject ``rounds`` times, alternating, after ``warmup``
+    unrecorded rounds; ``progress(done, total)`` after each round."""
     results = {name: SubjectResult() for name in case.subjects}
     if case.setup:
         try:
@@ -99,7 +101,7 @@ def run_case(case: Case, rounds: int, warmup: int = 1, progress: Callable[[str],
                     continue
                 if rnd >= warmup:
                     r.values.append(value)
-            progress(f"{case.name}: round {rnd + 1}/{warmup + rounds}")
+            progress(rnd + 1, warmup + rounds)
     finally:
         if case.teardown:
             case.teardown()

@@ -1,14 +1,17 @@
 """The HTML matrix: its content, checked in the parsed page."""
 
+import json
 import re
 import shutil
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from conformance.report import render_html
+from conformance.errors import ConformanceError
+from conformance.report import latest_bench, render_html
 from conformance.results import merge, parse_run
 
 
@@ -235,3 +238,189 @@ def test_filters_in_a_browser(tmp_path):
                     f"--screenshot={shot}", "--window-size=1200,800", page.as_uri() + "#failure"],
                    capture_output=True, timeout=120, check=True)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# The latest bench run, after the matrix: tables and charts with the spread.
+
+def bench_doc(started, refengine_median=42.0):
+    def subject(median, p10, p90, n=15, ratio=None, unavailable=""):
+        return {"median": median, "p10": p10, "p90": p90, "n": n, "values": [], "unavailable": unavailable,
+                "ratio": ratio}
+
+    return {"started": started, "cases": [
+        {"case": "start-to-exit: run --rm IMG true", "unit": "ms", "higher_is_better": False, "baseline": "docker",
+         "description": "wall time <of> the CLI call", "error": "",
+         "subjects": {"refengine": subject(refengine_median, 35.4, 51.4, ratio=0.12),
+                      "docker": subject(348.9, 307.5, 374.9, ratio=1.0),
+                      "nerdctl": subject(None, None, None, n=0, unavailable="nerdctl is not installed")}},
+        {"case": "registry: manifest GET", "unit": "requests/s", "higher_is_better": True, "baseline": "docker-registry",
+         "description": "", "error": "",
+         "subjects": {"refregistry": subject(900.0, 700.0, 1000.0, n=5, ratio=0.9),
+                      "docker-registry": subject(1000.0, 950.0, 1100.0, n=5, ratio=1.0)}},
+    ]}
+
+
+@pytest.fixture
+def bench_dir(tmp_path):
+    """Results of one engine and two bench runs (the later one must be shown)."""
+    (tmp_path / "bench-20261127T100000Z.json").write_text(json.dumps(bench_doc("20261127T100000Z", 999.0)))
+    (tmp_path / "bench-20261128T080000Z.json").write_text(json.dumps(bench_doc("20261128T080000Z")))
+    (tmp_path / "bench-20261128T080000Z.svg").write_text("<svg/>")  # the bench's own chart: not a results file
+    return tmp_path
+
+
+class BenchPage(HTMLParser):
+    """The bench section: its tables' rows, and per chart each subject's bar
+    (rect.median) and whisker (line.spread) attributes."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self.charts, self._cell, self._subject = [], [], None, None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "table" and attrs.get("class") == "bench":
+            self.tables.append([])
+        elif tag == "tr" and self.tables and self._cell is None:
+            self.tables[-1].append([])
+        elif tag in ("td", "th") and self.tables:
+            self._cell = ""
+        elif tag == "svg" and attrs.get("class") == "bench":
+            self.charts.append({})
+        elif tag == "g" and attrs.get("class") == "subject":
+            self._subject = self.charts[-1].setdefault(attrs["data-subject"], {})
+        elif tag in ("rect", "line") and self._subject is not None:
+            self._subject.setdefault(attrs["class"], []).append(attrs)
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append(" ".join(self._cell.split()))
+            self._cell = None
+        elif tag == "table":
+            self._cell = None
+        elif tag == "g":
+            self._subject = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+        elif self._subject is not None and data.strip():
+            self._subject.setdefault("text", []).append(data.strip())
+
+
+def test_the_latest_bench_run_follows_the_matrix_with_its_spread(bench_dir):
+    bench = latest_bench(bench_dir)
+    assert bench.path.name == "bench-20261128T080000Z.json"
+    html = render_html(mixed_runs(), generated="now", bench=bench)
+    page = BenchPage()
+    page.feed(html)
+    start, registry = page.tables
+    assert start == [["subject", "median", "p10", "p90", "n", "ratio"],
+                     ["refengine", "42.0", "35.4", "51.4", "15", "0.120"],
+                     ["docker", "348.9", "307.5", "374.9", "15", "1.000"],
+                     ["nerdctl", "unavailable: nerdctl is not installed"]]
+    assert registry[2] == ["docker-registry", "1000.0", "950.0", "1100.0", "5", "1.000"]
+    assert "requests/s, higher is better; ratio = median / median of docker-registry." in html
+    assert "wall time &lt;of&gt; the CLI call" in html and "<of>" not in html
+
+    start_chart, registry_chart = page.charts
+    assert list(start_chart) == ["refengine", "docker", "nerdctl"]
+    assert "median" not in start_chart["nerdctl"] and start_chart["nerdctl"]["text"][-1] == "unavailable: nerdctl is not installed"
+    for chart, values in ((start_chart, {"refengine": (42.0, 35.4, 51.4), "docker": (348.9, 307.5, 374.9)}),
+                          (registry_chart, {"refregistry": (900.0, 700.0, 1000.0),
+                                            "docker-registry": (1000.0, 950.0, 1100.0)})):
+        # one scale per chart: the largest p90 ends the plot
+        scale = (max(p90 for _, _, p90 in values.values())) / 460
+        for name, (median, p10, p90) in values.items():
+            (bar,), (whisker,) = chart[name]["median"], chart[name]["spread"]
+            left = float(bar["x"])
+            assert float(bar["width"]) == pytest.approx(median / scale, abs=0.1), (name, bar)
+            assert float(whisker["x1"]) == pytest.approx(left + p10 / scale, abs=0.1), (name, whisker)
+            assert float(whisker["x2"]) == pytest.approx(left + p90 / scale, abs=0.1), (name, whisker)
+            assert float(whisker["x1"]) <= left + float(bar["width"]) <= float(whisker["x2"]), name
+            assert len(chart[name]["cap"]) == 2
+            assert chart[name]["text"][-1] == f"{median:.1f} ({p10:.1f} – {p90:.1f})"
+    assert 'href="#bench"' in html
+
+
+def test_without_bench_results_the_page_has_no_bench_section(tmp_path):
+    assert latest_bench(tmp_path) is None
+    html = render_html(mixed_runs(), generated="now", bench=None)
+    assert 'id="bench"' not in html and 'href="#bench"' not in html
+
+
+def test_a_broken_bench_file_is_a_clear_error(tmp_path):
+    (tmp_path / "bench-20261128T080000Z.json").write_text('{"cases": [{"unit": "ms"}]}')
+    with pytest.raises(ConformanceError, match=r"bench-20261128T080000Z.json: not a bench results file"):
+        latest_bench(tmp_path)
+
+
+def test_conformance_report_includes_the_bench(bench_dir):
+    (bench_dir / "engine-docker-1.json").write_text(json.dumps({
+        "subject": {"kind": "engine", "name": "docker"}, "started": "1",
+        "checks": [{"id": "runtime/a.py::t", "outcome": "passed", "spec": {"url": "u", "text": ""}}]}))
+    done = subprocess.run([sys.executable, "-m", "conformance.cli", "report", "--dir", str(bench_dir)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    page = BenchPage()
+    page.feed((bench_dir / "index.html").read_text())
+    assert len(page.tables) == 2 and len(page.charts) == 2
+    assert page.tables[0][1][:2] == ["refengine", "42.0"]  # the later run, not the one with 999.0
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="headless Chromium (Debian's chromium) is not installed")
+def test_bench_charts_in_a_browser(bench_dir, tmp_path):
+    """As drawn: each bar ends inside its whisker, the longer median has the
+    longer bar, and the bench stays shown when the matrix is filtered."""
+    page = bench_dir / "index.html"
+    page.write_text(render_html(mixed_runs(), generated="now", bench=latest_bench(bench_dir)))
+    probe = page.with_name("probed-" + page.name)
+    probe.write_text(page.read_text().replace("</body>", """<script>
+var drawn = Array.prototype.map.call(document.querySelectorAll("svg.bench g.subject"), function (g) {
+    var bar = g.querySelector("rect.median"), whisker = g.querySelector("line.spread");
+    if (!bar) { return g.getAttribute("data-subject").replace(/ /g, "_") + ":none"; }
+    var b = bar.getBoundingClientRect(), w = whisker.getBoundingClientRect();
+    return [g.getAttribute("data-subject").replace(/ /g, "_"), Math.round(b.left), Math.round(b.right),
+            Math.round(w.left), Math.round(w.right)].join(":");
+});
+document.body.setAttribute("data-bars", drawn.join(" "));
+document.body.setAttribute("data-bench-shown", String(document.getElementById("bench").offsetParent !== null));
+</script></body>"""))
+    done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
+                           "--window-size=1200,800", "--dump-dom", probe.as_uri() + "#failure"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert attribute(done.stdout, "data-bench-shown") == ["true"]
+    bars = {}
+    for entry in attribute(done.stdout, "data-bars"):
+        name, *numbers = entry.split(":")
+        bars[name] = None if numbers == ["none"] else [int(n) for n in numbers]
+    assert list(bars) == ["refengine", "docker", "nerdctl", "refregistry", "docker-registry"]
+    assert bars["nerdctl"] is None
+    for name, (left, right, p10, p90) in ((n, b) for n, b in bars.items() if b):
+        assert right > left and p10 <= right <= p90, f"{name}: bar {left}-{right}, whisker {p10}-{p90}"
+    assert bars["docker"][1] - bars["docker"][0] > 5 * (bars["refengine"][1] - bars["refengine"][0])
+    shot = tmp_path / "bench.png"
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
+                    f"--screenshot={shot}", "--window-size=1200,2400", page.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_bench_writes_the_same_chart_with_whiskers(tmp_path):
+    from conformance.bench import write_results
+    from conformance.bench.core import Case, CaseResult, SubjectResult
+
+    case = Case("start", "ms", False, {"docker": lambda: 0.0, "refengine": lambda: 0.0}, baseline="docker")
+    result = CaseResult(case, {"docker": SubjectResult([300.0, 320.0, 350.0, 400.0]),
+                               "refengine": SubjectResult([40.0, 42.0, 45.0, 60.0])})
+    json_path, svg_path = write_results([result], tmp_path)
+    page = BenchPage()
+    page.feed(svg_path.read_text())
+    (chart,) = page.charts
+    for name, r in result.subjects.items():
+        (whisker,) = chart[name]["spread"]
+        assert (float(whisker["data-p10"]), float(whisker["data-p90"])) == (r.quantile(0.1), r.quantile(0.9))
+        assert float(chart[name]["median"][0]["data-value"]) == r.median
+    # and the report draws the very same chart from the JSON
+    assert latest_bench(tmp_path).cases[0].svg == svg_path.read_text()
