@@ -223,6 +223,14 @@ class Engine:
             self.cli("rm", "-f", "-v", *refs, timeout=120)
         remaining = self.cli("ps", "-a", "-q", "--filter", f"label={self.label}", timeout=60)
         if remaining.ok and remaining.stdout.strip():
+            # podman 4.3: one missing name makes `rm -f A B` remove nothing
+            # (exit 0), and a container whose namespace another one joined
+            # (--network container:A) goes only after that one: one by one,
+            # newest first as ps lists them.
+            for ref in remaining.stdout.split():
+                self.cli("rm", "-f", "-v", ref, timeout=60)
+            remaining = self.cli("ps", "-a", "-q", "--filter", f"label={self.label}", timeout=60)
+        if remaining.ok and remaining.stdout.strip():
             leftovers += [f"container {c}" for c in remaining.stdout.split()]
         for ref in self._images:
             self.cli("rmi", "-f", ref, timeout=60)

@@ -43,9 +43,13 @@ KNOWN_CAPABILITIES = frozenset(
         "commit",  # commit turns a container's layer into an image
         "volumes",  # named volumes, bind mounts, --volumes-from, VOLUME
         "build",  # build from a Dockerfile
-        "bridge-network",  # user-defined bridge networks with DNS by name
+        "bridge-network",  # the default bridge: an address on the engine's bridge, reached by address
+        "user-networks",  # network create/connect/disconnect/inspect/rm: user-defined bridge networks
+        "embedded-dns",  # names and --network-alias resolve on user-defined networks
+        "link",  # --link NAME:ALIAS on the default bridge
+        "icc-off",  # network create -o com.docker.network.bridge.enable_icc=false
         "host-network",  # --network host
-        "published-ports",  # -p HOST:CONTAINER
+        "published-ports",  # -p HOST:CONTAINER, -p CONTAINER, -P, port
         "swarm",  # swarm mode services
         "ingress-mesh",  # swarm ingress routing mesh (needs IPVS)
         "pause",  # pause/unpause through the freezer
