@@ -77,7 +77,7 @@ Containers: run create start stop restart kill wait logs ps inspect rm exec top 
             commit export
 Images:     images load save import tag rmi history
 Volumes:    volume create|ls|inspect|rm|prune
-System:     system df|prune|info|events, info, events, version
+System:     system df|prune|info|events|check [--repair], info, events, version
 """
 
 

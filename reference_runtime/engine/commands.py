@@ -14,7 +14,7 @@ import time
 from ..errors import ContainerError, RefError
 from . import runtime
 from .flags import Parsed, parse_signal
-from .state import Root, parse_rfc3339, process_start
+from .state import Root, alive, parse_rfc3339, process_start
 
 
 def dispatch(root: Root, p: Parsed) -> int:
@@ -126,13 +126,27 @@ def _start_one(root: Root, cid: str, *, attach: bool, interactive: bool, sig_pro
         raise _StartFailed(code)
     if kind == "lost":
         try:
-            state = runtime.reconcile(root, cid, root.read_state(cid))
+            state = _after_supervisor(root, cid)
         except ContainerError:
             raise ContainerError(f"the supervisor of {cid[:12]} died") from None
-        if state["Running"] and not attach:
-            return 0
+        if not attach:
+            # died before it said "started" (a container it started dies with it): the start failed
+            raise ContainerError(f"the supervisor of {cid[:12]} died before the container started "
+                                 f"(it is {state['Status']})")
         return state["ExitCode"]
     return code if kind == "exit" else 0
+
+
+def _after_supervisor(root: Root, cid: str) -> dict:
+    """The state once the supervisor that closed its status pipe is gone: the pipe's EOF
+    comes while the process is still exiting, before /proc shows it dead."""
+    deadline = time.monotonic() + 5
+    while True:
+        state = root.read_state(cid)
+        sup = state.get("Supervisor") or {}
+        if not alive(sup.get("Pid", 0), sup.get("Start", 0)) or time.monotonic() > deadline:
+            return runtime.reconcile(root, cid, state)
+        time.sleep(0.005)
 
 
 class _StartFailed(Exception):

@@ -365,6 +365,7 @@ COMMANDS = {
     "system prune": ([_f("-a --all", "all", "bool"), _f("-f --force", "force", "bool"), _f("--volumes", "volumes", "bool"),
                       _f("--filter", "filter", "list")], True, 0, 0, ""),
     "system info": ([_FORMAT], True, 0, 0, ""),
+    "system check": ([_f("--repair", "repair", "bool")], True, 0, 0, ""),
     "system events": ([_f("--since", "since"), _f("--until", "until"), _FILTER, _f("--format", "format")], True, 0, 0, ""),
     "version": ([_FORMAT], True, 0, 0, ""),
 }

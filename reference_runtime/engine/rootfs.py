@@ -17,6 +17,7 @@ import stat
 
 from ..scopedpath import secure_join
 from . import syscalls as sc
+from .flags import tmpfs_mount_options
 
 _DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0))
 _MASKED = ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug", "/proc/latency_stats",
@@ -112,6 +113,11 @@ def build(plan: dict) -> None:
         bind(source, target, False)
     for m in plan["mounts"]:
         target = secure_join(rootfs, m["Destination"])
+        if m["Type"] == "tmpfs":
+            _ensure_target(target, True)
+            flags, data = tmpfs_mount_options(m.get("Options", ""))
+            sc.mount("tmpfs", target, "tmpfs", flags | sc.MS_NODEV, data)  # nodev always: see "Device access"
+            continue
         if m["Type"] == "volume" and m.get("Fill", True):
             from . import volumes
 

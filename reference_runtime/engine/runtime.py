@@ -16,7 +16,7 @@ from ..errors import ContainerError
 from . import jsonio
 from . import syscalls as sc
 from .flags import parse_signal
-from .state import ACTIVE, Root, alive, new_state, process_start, rfc3339, trace
+from .state import ACTIVE, Root, alive, fault, new_state, process_start, rfc3339, trace
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HOSTS = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
@@ -425,8 +425,11 @@ def create(root: Root, opts: dict, args: list[str]) -> str:
         os.rmdir(cdir)
         raise
     try:
+        fault("create:after-dir")
         _prepare_dir(root, cdir, config)
+        fault("create:after-prepare")
         jsonio.write_atomic(os.path.join(cdir, "config.json"), config)
+        fault("create:after-config")
         root.write_state(cid, new_state())
     except BaseException:
         root.release_name(name, cid)
@@ -544,7 +547,10 @@ def start(root: Root, cid: str, *, attach: bool, interactive: bool = False) -> i
             raise ContainerError(f"cannot start a paused container {cid[:12]}, try unpause instead")
         if state["Status"] in ("running", "restarting"):
             return -1
-        return spawn(root, cid, lock.fd, attach=attach, interactive=interactive)
+        fault("start:locked")
+        status_fd = spawn(root, cid, lock.fd, attach=attach, interactive=interactive)
+        fault("start:after-spawn")
+        return status_fd
     finally:
         lock.__exit__()
 
@@ -782,21 +788,12 @@ def remove(root: Root, cid: str, *, force: bool, volumes: bool) -> None:
 
 
 def purge(path: str) -> None:
-    """Delete a directory tree without following symlinks (shutil is slow to import)."""
+    """Delete a directory tree without following symlinks, best effort; any depth (a container
+    may make directories deeper than Python's recursion limit and paths longer than PATH_MAX)."""
+    from ..image.fstree import remove_tree
+
     try:
-        entries = list(os.scandir(path))
-    except FileNotFoundError:
-        return
-    for entry in entries:
-        try:
-            if entry.is_dir(follow_symlinks=False):
-                purge(entry.path)
-            else:
-                os.unlink(entry.path)
-        except OSError:
-            pass
-    try:
-        os.rmdir(path)
+        remove_tree(path)
     except OSError:
         pass
 
@@ -814,8 +811,10 @@ def remove_files(root: Root, cid: str, *, volumes: bool, cgroups: bool = True) -
     cdir = root.container_dir(cid)
     # config.json goes first: a half-removed container is not listed any more.
     os.unlink(os.path.join(cdir, "config.json"))
+    fault("rm:after-config-unlink")
     trash = f"{root.containers}/.trash-{cid}"
     os.rename(cdir, trash)
+    fault("rm:after-rename")
     if volumes:
         for m in config["Mounts"]:
             if m["Type"] == "volume" and m.get("Anonymous"):

@@ -29,7 +29,7 @@ from . import logs, process
 from . import syscalls as sc
 from .cgroups import Cgroup
 from .restart import next_delay, should_restart
-from .state import Root, process_start, rfc3339, trace
+from .state import Root, fault, process_start, rfc3339, trace
 
 
 def spawn(root: Root, cid: str, lock_fd: int, *, attach: bool, interactive: bool) -> int:
@@ -153,6 +153,7 @@ class Supervisor:
         cgroup.create(host.get("Memory") or 0, host.get("MemorySwap") or 0, host.get("PidsLimit") or 0)
         self.cgroup_fd = cgroup.open_v2()
         trace("supervisor: cgroup created")
+        fault("supervisor:after-cgroup")
         delay = 0.0
         first = True
         try:
@@ -240,10 +241,8 @@ class Supervisor:
 
     def _start_and_monitor(self, plan: dict, cgroup: Cgroup, started: int, first: bool) -> tuple[int, bool] | None:
         oom_before = cgroup.oom_kills()
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
+        stdio, outputs, closing, console_sock = self._container_stdio(plan)
         x_r, x_w = os.pipe()
-        stdin = self.stdin if self.stdin >= 0 else os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
         trace("supervisor: clone")
         plan["join_v2"] = self.cgroup_fd is None
         if self.cgroup_fd is not None:
@@ -256,22 +255,31 @@ class Supervisor:
             pid = sc.clone(plan["clone_flags"])
         if pid == 0:
             try:
-                os.dup2(stdin, 0)
-                os.dup2(out_w, 1)
-                os.dup2(err_w, 2)
+                for fd, source in enumerate(stdio):
+                    os.dup2(source, fd)
                 process.container_main(plan, x_w)
             finally:
                 os._exit(125)
-        for fd in (out_w, err_w, x_w):
+        for fd in (*closing, x_w):
             os.close(fd)
-        if stdin != self.stdin:
-            os.close(stdin)
         failure = process.read_report(x_r, default=125)
         trace("supervisor: exec done")
+        terminal = -1
+        if console_sock is not None:
+            from . import console
+
+            try:
+                if not failure:
+                    terminal = console.receive_master(console_sock)
+                    outputs = {terminal: "stdout"}  # docker logs a terminal's output as stdout
+            except OSError as exc:
+                os.kill(pid, 9)
+                failure = (125, f"container setup failed: no terminal from the container: {exc}")
+            console_sock.close()
         if failure:
             os.waitpid(pid, 0)
-            os.close(out_r)
-            os.close(err_r)
+            for fd in outputs:
+                os.close(fd)
             self._start_failed(*failure, first)
             return None
         pid_start = process_start(pid)
@@ -285,6 +293,7 @@ class Supervisor:
                 state.update(ManualStop=False, FinishedAt="0001-01-01T00:00:00Z")
 
         recorded = self._update(record)
+        fault("supervisor:after-start")
         self._release_first_lock()
         trace("supervisor: running recorded")
         self.root.event("container", "start", self.cid)
@@ -294,16 +303,43 @@ class Supervisor:
                 self._close_status()
         if recorded is None:  # removed while starting
             os.kill(pid, 9)
-        return self._monitor(pid, out_r, err_r, cgroup, oom_before)
+        return self._monitor(pid, outputs, cgroup, oom_before, terminal)
 
-    def _monitor(self, pid: int, out_r: int, err_r: int, cgroup: Cgroup, oom_before: int) -> tuple[int, bool]:
+    def _container_stdio(self, plan: dict) -> tuple[tuple[int, int, int], dict[int, str], list[int], object]:
+        """The container's fds 0-2, what the supervisor reads (fd -> stream), the fds to
+        close once the container is cloned, and, with ``-t``, the socket the terminal's
+        master comes back on: it sits in all three slots until the terminal replaces it."""
+        if plan.get("tty"):
+            from . import console  # only -t pays for its imports
+
+            plan["console_size"] = console.caller_size(self.out, self.stdin)
+            mine, theirs = console.socketpair()
+            theirs_fd = theirs.detach()
+            return (theirs_fd,) * 3, {}, [theirs_fd], mine
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        stdin = self.stdin if self.stdin >= 0 else os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        closing = [out_w, err_w] + ([stdin] if stdin != self.stdin else [])
+        return (stdin, out_w, err_w), {out_r: "stdout", err_r: "stderr"}, closing, None
+
+    def _monitor(self, pid: int, outputs: dict[int, str], cgroup: Cgroup, oom_before: int,
+                 terminal: int = -1) -> tuple[int, bool]:
+        """Reap the container, log and tee its output; with a terminal, type the
+        attached caller's input into it."""
         log_fd = os.open(os.path.join(self.root.container_dir(self.cid), f"{self.cid}-json.log"),
                          os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         pidfd = os.pidfd_open(pid)
         poller = select.poll()
-        streams = {out_r: ("stdout", logs.LineSplitter()), err_r: ("stderr", logs.LineSplitter())}
-        for fd in (out_r, err_r, pidfd):
+        streams = {fd: (name, logs.LineSplitter()) for fd, name in outputs.items()}
+        for fd in (*streams, pidfd):
             poller.register(fd, select.POLLIN)
+        typing = terminal >= 0 and self.stdin >= 0
+        if typing:
+            poller.register(self.stdin, select.POLLIN)
+            # The CLI's end of the status pipe closes when it dies: then its terminal is
+            # not ours to read any more (the keys belong to whatever runs there next).
+            if self.status_fd >= 0:
+                poller.register(self.status_fd, 0)
         status = None
         while streams or status is None:
             for fd, _ in poller.poll():
@@ -312,8 +348,24 @@ class Supervisor:
                     poller.unregister(pidfd)
                     os.close(pidfd)
                     continue
+                if typing and fd == self.stdin:
+                    if not self._type_into(terminal):
+                        poller.unregister(fd)
+                        typing = False
+                    continue
+                if typing and fd == self.status_fd:  # the attached CLI is gone
+                    poller.unregister(self.status_fd)
+                    poller.unregister(self.stdin)
+                    typing = False
+                    self._close_attach()
+                    continue
+                if fd not in streams:
+                    continue
                 name, splitter = streams[fd]
-                data = os.read(fd, 65536)
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:  # EIO: a terminal whose last user in the container is gone
+                    data = b""
                 now = rfc3339()
                 if data:
                     records = splitter.feed(data)
@@ -330,6 +382,22 @@ class Supervisor:
         code = process.exit_status(status)
         oom = cgroup.oom_kills() > oom_before
         return code, oom
+
+    def _type_into(self, terminal: int) -> bool:
+        """Copy what the caller typed into the container's terminal; False once the
+        caller's input is gone (the terminal stays: the container decides when to end)."""
+        try:
+            data = os.read(self.stdin, 65536)
+        except OSError:
+            data = b""
+        if not data:
+            return False
+        try:
+            while data:
+                data = data[os.write(terminal, data):]
+        except OSError:
+            return False
+        return True
 
     def _tee(self, stream: str, data: bytes) -> None:
         attr = "out" if stream == "stdout" else "err"
