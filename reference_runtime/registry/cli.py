@@ -1,8 +1,10 @@
-"""``refregistry``: ``serve CONFIG.yml`` and ``garbage-collect CONFIG.yml``.
+"""``refregistry``: ``serve CONFIG.yml``, ``garbage-collect CONFIG.yml`` and
+``check CONFIG.yml``.
 
 The one place that maps errors to exit statuses: 0 on success, 1 for a bad
-configuration, unusable storage or a failed collection (a one-line message
-on stderr, never a traceback), 2 for bad usage (argparse).
+configuration, unusable storage, a failed collection or a check that found
+problems (one line each on stdout; errors a one-line message on stderr,
+never a traceback), 2 for bad usage (argparse).
 """
 from __future__ import annotations
 
@@ -42,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("-d", "--dry-run", action="store_true", help="print what would be deleted, delete nothing")
     gc.add_argument("--grace-period", type=float, default=600.0, metavar="SECONDS",
                     help="spare blobs used (pushed, linked, checked) in the last SECONDS (default 600)")
+    check = commands.add_parser("check", help="verify every blob's digest and every manifest's references")
+    check.add_argument("config", metavar="CONFIG.yml")
     return parser
 
 
@@ -99,6 +103,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"refregistry: warning: {warning}", file=sys.stderr)
         if args.command == "serve":
             serve(config)
+        elif args.command == "check":
+            from reference_runtime.registry.check import problems
+            from reference_runtime.registry.storage import Storage
+
+            found = problems(Storage(config.rootdirectory))
+            print("".join(line + "\n" for line in found), end="")
+            return 1 if found else 0
         else:
             from reference_runtime.registry import gc
             from reference_runtime.registry.storage import Storage
