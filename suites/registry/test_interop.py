@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance import FIXTURES_DIR, testimage
+from conformance import testimage
+from conformance.profile import profile_by_name
 
 from .conftest import describe
 
@@ -27,7 +28,8 @@ DOCKER = "/usr/bin/docker"
 PUSH_DOC = "https://docs.docker.com/reference/cli/docker/image/push/"
 SKOPEO_DOC = "https://github.com/containers/skopeo/blob/main/docs/skopeo-copy.1.md"
 PODMAN_DOC = "https://docs.podman.io/en/latest/markdown/podman-pull.1.html"
-PODMAN_ENV = {**os.environ, "CONTAINERS_CONF": str(FIXTURES_DIR / "engines" / "podman-containers.conf")}
+# The podman profile's environment (its containers.conf and its own store).
+PODMAN_ENV = {**os.environ, **profile_by_name("podman").env}
 
 
 def run(argv: list[str], *, input: str | None = None, env: dict | None = None, timeout: float = 300) -> str:

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from conformance.profile import profile_by_name
 from conformance.testimage import REPOSITORY
 from reference_runtime.image.store import ImageStore
 
 DOCKER = "/usr/bin/docker"
-PODMAN_CONF = Path(__file__).resolve().parents[2] / "fixtures" / "engines" / "podman-containers.conf"
 
 
 def _engine(name: str) -> list[str]:
@@ -34,7 +34,7 @@ def _engine(name: str) -> list[str]:
 
 
 def _env() -> dict:
-    return {**os.environ, "CONTAINERS_CONF": str(PODMAN_CONF), "DOCKER_BUILDKIT": "0"}
+    return {**os.environ, **profile_by_name("podman").env, "DOCKER_BUILDKIT": "0"}
 
 
 def _run(argv: list[str], **kw) -> subprocess.CompletedProcess:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conformance import pki, testimage
+from conformance.profile import profile_by_name
 from conformance.htpasswd import write_htpasswd
 
 from refregistry_testlib import start_server, stop_server
@@ -107,7 +108,6 @@ def test_skopeo_without_credentials_is_refused(secured, archives):
 
 
 DOCKER = "/usr/bin/docker"
-CONTAINERS_CONF = Path(__file__).parents[2] / "fixtures" / "engines" / "podman-containers.conf"
 
 
 def docker_available() -> bool:
@@ -159,7 +159,7 @@ def test_docker_push_then_podman_and_skopeo_pull(secured, archives, docker_trust
 
     root = Path(tempfile.mkdtemp(prefix="rr-podman-"))  # podman wants a short runroot
     podman = ["podman", "--root", str(root / "root"), "--runroot", str(root / "run"), "--storage-driver", "vfs"]
-    podman_env = {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
+    podman_env = {**os.environ, **profile_by_name("podman").env}
     try:
         result = subprocess.run([*podman, "pull", "--cert-dir", str(secured.certs), "--creds", f"{USER}:{PASSWORD}",
                                  ref], capture_output=True, text=True, timeout=300, env=podman_env)
