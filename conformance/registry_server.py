@@ -74,6 +74,15 @@ def _die_with_parent() -> None:
 PR_SET_PDEATHSIG = 1
 
 
+def launch(argv: list[str], log_path: Path, *, cwd: Path | None = None, env: dict | None = None) -> subprocess.Popen:
+    """Start a registry process: output appended to ``log_path``, no stdin, its own
+    session (so it can be stopped as a group), and SIGTERM when the caller dies."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd,
+                                env={**os.environ, **(env or {})}, start_new_session=True,
+                                preexec_fn=_die_with_parent)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -176,10 +185,7 @@ def _start(profile: RegistryProfile, kind: str, directory: Path, wait: float) ->
         scheme = "https" if tls else "http"
         ca_path = directory / "ca.crt" if tls else None
         endpoint = Endpoint(f"{scheme}://127.0.0.1:{port}", username, password, ca_path, auth)
-        with open(log_path, "ab") as log:
-            process = subprocess.Popen(profile.command("serve", config_path), stdout=log, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, cwd=directory, env={**os.environ, **profile.env},
-                                       start_new_session=True, preexec_fn=_die_with_parent)
+        process = launch(profile.command("serve", config_path), log_path, cwd=directory, env=profile.env)
         running = RunningRegistry(profile, kind, directory, config_path, endpoint, process, log_path, ca, token_server)
         if _wait_ready(running, wait):
             return running

@@ -92,7 +92,7 @@ def run_all(options: Options, progress: RoundProgress | None = None) -> tuple[li
     cases, notes = collect(options)
     if progress is None:
         return [run_case(c, options.rounds, options.warmup) for c in cases], notes
-    progress.planned([(c.name, options.warmup + options.rounds) for c in cases])
+    progress.planned([(c.name, sum(c.plan(options.rounds, options.warmup))) for c in cases])
     results = []
     for index, case in enumerate(cases):
         progress.case_started(index)

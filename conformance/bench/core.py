@@ -30,6 +30,13 @@ class Case:
     setup: Callable[[], None] | None = None
     teardown: Callable[[], None] | None = None
     description: str = ""
+    #: caps for cases whose round takes many seconds (1 GiB blobs): at most this many rounds
+    max_rounds: int | None = None
+    max_warmup: int | None = None
+
+    def plan(self, rounds: int, warmup: int) -> tuple[int, int]:
+        """(rounds, warmup) asked for, within this case's caps."""
+        return (min(rounds, self.max_rounds or rounds), min(warmup, warmup if self.max_warmup is None else self.max_warmup))
 
 
 @dataclass
@@ -78,6 +85,7 @@ def run_case(case: Case, rounds: int, warmup: int = 1,
              progress: Callable[[int, int], None] = lambda done, total: None) -> CaseResult:
     """Measure every subject ``rounds`` times, alternating, after ``warmup``
     unrecorded rounds; ``progress(done, total)`` after each round."""
+    rounds, warmup = case.plan(rounds, warmup)
     results = {name: SubjectResult() for name in case.subjects}
     if case.setup:
         try:

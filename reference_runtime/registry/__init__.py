@@ -5,6 +5,7 @@ Modules, each owning one thing:
 - ``cli``: ``refregistry serve|garbage-collect`` and the mapping of errors to exit statuses;
 - ``config``: the YAML configuration (distribution's keys plus the token endpoint's);
 - ``app``: the HTTP handlers and the one error middleware;
+- ``uploadbody``: an upload's request body into its session file (written, hashed, flushed);
 - ``routes``, ``reference``, ``httpranges``, ``pagination``, ``manifests``, ``tokens``: pure parsing;
 - ``errcodes``: the registered error descriptors;
 - ``auth``: htpasswd and token access control, the token endpoint;

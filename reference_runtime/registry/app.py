@@ -8,9 +8,11 @@ that turns both into the spec's JSON error body (and never a traceback).
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -18,7 +20,7 @@ from aiohttp import web
 
 from reference_runtime.errors import RegistryError
 from reference_runtime.registry import errcodes as E
-from reference_runtime.registry import httpranges, manifests, pagination, storage as st
+from reference_runtime.registry import httpranges, manifests, pagination, storage as st, uploadbody
 from reference_runtime.registry.auth import Identity, access_controller
 from reference_runtime.registry.config import Config
 from reference_runtime.registry.reference import (Digest, DigestError, digest_of, looks_like_digest,
@@ -29,7 +31,6 @@ from reference_runtime.registry.tokens import Access
 log = logging.getLogger("refregistry")
 
 API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
-WRITE_BUFFER = 1 << 20
 MAX_SESSIONS = 10_000
 API_METHODS = {"GET", "HEAD", "PUT", "POST", "PATCH", "DELETE"}
 
@@ -66,6 +67,7 @@ class Registry:
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self.error_middleware], client_max_size=1 << 30)
         app.on_response_prepare.append(self.add_api_version)
+        app.on_response_prepare.append(uploadbody.close_after_response)
         if self.token_issuer is not None:
             app.router.add_get(self.config.token.realm_path, self.token_endpoint)
             app.router.add_post(self.config.token.realm_path, self.token_endpoint)
@@ -94,9 +96,15 @@ class Registry:
             return web.Response(status=exc.status, body=body, content_type="application/json")
         except (ConnectionResetError, asyncio.CancelledError):
             raise
-        except Exception:
-            log.exception("internal error on %s %s", request.method, request.path)
-            body = json.dumps({"errors": [{"code": "UNKNOWN", "message": "unknown error", "detail": None}]})
+        except Exception as exc:
+            detail = None
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                # the storage is full: no bug to trace; say so, as distribution's UNKNOWN with the error
+                detail = exc.strerror
+                log.error("%s %s: storage: %s", request.method, request.path, detail)
+            else:
+                log.exception("internal error on %s %s", request.method, request.path)
+            body = json.dumps({"errors": [{"code": "UNKNOWN", "message": "unknown error", "detail": detail}]})
             return web.Response(status=500, body=body.encode(), content_type="application/json")
 
     @staticmethod
@@ -403,43 +411,29 @@ class Registry:
         path = self.storage.upload_file(name, uuid)
         start = state.size
         hasher_before = state.hasher.copy() if state.hasher is not None else None
-        f = await self.blocking(open, path, "r+b")
-        loop = asyncio.get_running_loop()
-        writing: asyncio.Future | None = None  # one write in flight while the next chunk arrives
+        fd = await self.blocking(os.open, path, os.O_WRONLY)
+        writer = uploadbody.SessionWriter(fd, start, state.hasher)
+
+        def too_long() -> E.ApiError:
+            return E.ApiError(E.RANGE_INVALID, detail="chunk is longer than its Content-Range",
+                              headers=self.session_headers(name, uuid, start))
         try:
-            f.seek(start)
-            pending: list[bytes] = []
-            pending_size = received = 0
-            async for chunk in request.content.iter_any():
-                received += len(chunk)
-                if expected is not None and received > expected:
-                    raise E.ApiError(E.RANGE_INVALID, detail="chunk is longer than its Content-Range",
-                                     headers=self.session_headers(name, uuid, start))
-                pending.append(chunk)
-                pending_size += len(chunk)
-                if pending_size >= WRITE_BUFFER:
-                    if writing is not None:
-                        await writing
-                    writing = loop.run_in_executor(None, _write_and_hash, f, b"".join(pending), state.hasher)
-                    pending.clear()
-                    pending_size = 0
-            if writing is not None:
-                await writing
-                writing = None
-            if pending:
-                await self.blocking(_write_and_hash, f, b"".join(pending), state.hasher)
+            sock = uploadbody.direct_socket(request)
+            if sock is not None:
+                received = request.content_length
+                await uploadbody.receive_direct(request, sock, writer, received)
+            else:
+                received = await uploadbody.receive_stream(request, writer, expected, too_long)
             if expected is not None and received != expected:
                 raise E.ApiError(E.RANGE_INVALID, detail="chunk is shorter than its Content-Range",
                                  headers=self.session_headers(name, uuid, start))
             state.size = start + received
         except BaseException:
-            if writing is not None:
-                await asyncio.shield(asyncio.wait([writing]))
-            f.truncate(start)
+            os.ftruncate(fd, start)
             state.hasher = hasher_before
             raise
         finally:
-            f.close()
+            os.close(fd)
 
     async def commit(self, name: str, uuid: str, state: UploadSession, digest: Digest) -> web.Response:
         try:
@@ -483,8 +477,3 @@ class _BlobFileResponse(web.FileResponse):
     def last_modified(self, value):
         pass
 
-
-def _write_and_hash(f, data: bytes, hasher) -> None:
-    f.write(data)
-    if hasher is not None:
-        hasher.update(data)

@@ -43,3 +43,11 @@ def test_teardown_runs_even_when_a_subject_crashes():
     except RuntimeError:
         pass
     assert torn == [1]
+
+
+def test_a_case_caps_its_rounds_and_warmup():
+    calls = []
+    case = Case("1 GiB", "MB/s", True, {"a": lambda: calls.append("a") or 1.0}, baseline="a", max_rounds=2, max_warmup=0)
+    assert case.plan(15, 2) == (2, 0) and case.plan(1, 2) == (1, 0)
+    assert Case("c", "ms", False, {}, baseline="a").plan(15, 2) == (15, 2)
+    assert run_case(case, rounds=15, warmup=2).subjects["a"].values == [1.0, 1.0] and len(calls) == 2
