@@ -6,7 +6,12 @@ tools) in one tar.
 Reading never trusts a name: every member is copied to a private staging
 directory under a counter name while it is hashed; blobs named by digest
 must match it, layers must match the DiffIDs of their config, manifests and
-configs are validated before anything reaches the store.
+configs are validated before anything reaches the store. No member, and no
+layer once decompressed, may pass the layer size limit
+(:func:`~reference_runtime.image.fstree.max_layer_size`): copying stops
+there, so a decompression bomb takes at most that much temporary space.
+JSON nested deeper than :data:`MAX_JSON_DEPTH` is refused (Python's parser
+recurses; docker's stops at 10000 levels).
 """
 
 from __future__ import annotations
@@ -27,9 +32,11 @@ from typing import BinaryIO
 from ..errors import StoreError
 from . import reference as refs
 from .digest import chain_ids, parse_digest
-from .tarutil import entry_parts
+from . import fstree
+from .tarutil import DeclaredSize, entry_parts, open_stream, shown
 
 MAX_JSON = 64 << 20  # manifests, indexes and configs larger than this are not real
+MAX_JSON_DEPTH = 128  # real ones nest less than ten levels; Python's parser would recurse past its limit
 CHUNK = 1 << 20
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -71,8 +78,9 @@ class _Member:
 class _Archive:
     """The members of an archive tar, staged under counter names."""
 
-    def __init__(self, work: Path):
+    def __init__(self, work: Path, limit: int):
         self.work = work
+        self.limit = limit
         self.files: dict[str, _Member] = {}
         self.links: dict[str, str] = {}
         self._uncompressed: dict[str, tuple[str, Path]] = {}
@@ -80,11 +88,15 @@ class _Archive:
 
     def read(self, source: BinaryIO) -> None:
         try:
-            with tarfile.open(fileobj=source, mode="r|*") as tar:
+            with open_stream(source) as tar:
                 for info in tar:
                     parts = entry_parts(info.name, "invalid archive: member")
                     name = "/".join(parts)
                     if info.isreg():
+                        if info.size > self.limit:
+                            raise StoreError(f"invalid archive: member {shown(info.name)} has {info.size} bytes, "
+                                             f"more than the {self.limit} a layer may take "
+                                             f"({fstree.MAX_LAYER_SIZE_ENV})")
                         self._n += 1
                         path = self.work / f"m{self._n}"
                         h = hashlib.sha256()
@@ -102,7 +114,7 @@ class _Archive:
                         for p in target:
                             if p == "..":
                                 if not resolved:
-                                    raise StoreError(f"invalid archive: link {info.name!r} points outside it")
+                                    raise StoreError(f"invalid archive: link {shown(info.name)} points outside it")
                                 resolved.pop()
                             else:
                                 resolved.append(p)
@@ -127,10 +139,16 @@ class _Archive:
         if m.size > MAX_JSON:
             raise StoreError(f"invalid archive: {what} {name!r} is too large")
         data = m.path.read_bytes()
+        too_deep = StoreError(f"invalid archive: {what} {name!r} nests deeper than {MAX_JSON_DEPTH} levels")
         try:
-            return json.loads(data), data
+            value = json.loads(data)
         except ValueError:
             raise StoreError(f"invalid archive: {what} {name!r} is not valid JSON") from None
+        except RecursionError:
+            raise too_deep from None
+        if json_depth(value) > MAX_JSON_DEPTH:
+            raise too_deep
+        return value, data
 
     def blob(self, digest: str, what: str) -> _Member:
         digest = parse_digest(digest, f"{what} digest")
@@ -151,7 +169,7 @@ class _Archive:
             path = self.work / f"m{self._n}"
             try:
                 with gzip.open(m.path, "rb") as src, open(path, "wb") as dst:
-                    diff_id = _copy_hash(src, dst)
+                    diff_id = _copy_hash(src, dst, self.limit)
             except (OSError, EOFError, zlib.error) as exc:
                 raise StoreError(f"invalid archive: a gzip layer cannot be decompressed ({exc})") from None
             result = (diff_id, path)
@@ -163,9 +181,35 @@ class _Archive:
         return result
 
 
-def _copy_hash(src: BinaryIO, dst: BinaryIO) -> str:
+def json_depth(value) -> int:
+    """How deep containers nest in a parsed JSON value (a scalar is 0), without recursion. Pure.
+
+    >>> json_depth({"a": [1, {"b": []}]})
+    4
+    """
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _copy_hash(src: BinaryIO, dst: BinaryIO, limit: int) -> str:
+    """Copy a tar stream while hashing it; refuse (having written at most *limit* bytes) one whose
+    headers declare, or whose bytes come to, more than *limit*."""
     h = hashlib.sha256()
+    declared = DeclaredSize(limit)
+    written = 0
     while chunk := src.read(CHUNK):
+        declared.feed(chunk)
+        written += len(chunk)
+        if written > limit:
+            raise StoreError(f"the layer expands to more than {limit} bytes, the limit on a layer's expanded "
+                             f"size ({fstree.MAX_LAYER_SIZE_ENV}); refused as a possible decompression bomb")
         h.update(chunk)
         dst.write(chunk)
     dst.flush()
@@ -252,12 +296,12 @@ def _select_manifest(archive: _Archive, desc: dict, depth: int = 0) -> dict | No
         index, _ = archive.json(f"blobs/sha256/{member.digest[7:]}", "index")
         if not isinstance(index, dict):
             raise StoreError(f"invalid archive: index {member.digest} is not a JSON object")
-        from .store import _go_arch
+        from .model import go_arch
 
         candidates = [d for d in index.get("manifests") or [] if isinstance(d, dict)]
         for d in candidates:
             plat = d.get("platform") or {}
-            if plat.get("os", "linux") == "linux" and plat.get("architecture", _go_arch()) == _go_arch():
+            if plat.get("os", "linux") == "linux" and plat.get("architecture", go_arch()) == go_arch():
                 return _select_manifest(archive, d, depth + 1)
         return None
     return None
@@ -322,13 +366,14 @@ def _check_size(desc: dict, member: _Member, what: str) -> None:
 
 
 def _arch() -> str:
-    from .store import _go_arch
-    return _go_arch()
+    from .model import go_arch
+    return go_arch()
 
 
-def read_archive(source: BinaryIO, work: Path) -> list[LoadedImage]:
-    """Stage and verify every image of a docker-archive or OCI-layout tar under *work*."""
-    archive = _Archive(work)
+def read_archive(source: BinaryIO, work: Path, limit: int | None = None) -> list[LoadedImage]:
+    """Stage and verify every image of a docker-archive or OCI-layout tar under *work*; no member
+    or decompressed layer may pass *limit* bytes (default :func:`fstree.max_layer_size`)."""
+    archive = _Archive(work, fstree.max_layer_size() if limit is None else limit)
     archive.read(source)
     if "manifest.json" in archive.files:
         images = _read_docker(archive)
@@ -345,8 +390,11 @@ def read_archive(source: BinaryIO, work: Path) -> list[LoadedImage]:
     return images
 
 
-def decompress_to(source: BinaryIO, path: Path) -> str:
-    """Copy a plain/gzip/bzip2/xz tar stream to *path* uncompressed; returns its DiffID."""
+def decompress_to(source: BinaryIO, path: Path, limit: int | None = None) -> str:
+    """Copy a plain/gzip/bzip2/xz tar stream to *path* uncompressed; returns its DiffID.
+
+    A stream that expands past *limit* bytes (default :func:`fstree.max_layer_size`) is refused
+    once that much is written."""
     buffered = source if hasattr(source, "peek") else io.BufferedReader(source)  # type: ignore[arg-type]
     magic = buffered.peek(6)[:6]
     try:
@@ -361,7 +409,7 @@ def decompress_to(source: BinaryIO, path: Path) -> str:
         else:
             src = buffered
         with open(path, "wb") as dst:
-            return _copy_hash(src, dst)
+            return _copy_hash(src, dst, fstree.max_layer_size() if limit is None else limit)
     except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
         raise StoreError(f"cannot read the archive: {exc}") from None
 

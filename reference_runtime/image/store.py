@@ -18,7 +18,10 @@ Writers stage everything (blobs, unpacked layers) under ``tmp/`` or as
 ``layers/.tmp-*`` *before* taking the lock, verify every digest, then under
 the lock move the objects into place with renames and replace the index.
 A refused input (tampered blob, hostile tar) therefore never changes what
-is stored, and two processes never see a half-written index.
+is stored, and two processes never see a half-written index. Every layer is
+bounded by ``max_layer_size`` (``REFENGINE_MAX_LAYER_SIZE``, see
+:mod:`.fstree`): its uncompressed tar and the sum of its files, so one load,
+import or commit takes at most that much temporary space per layer.
 
 ``resolve`` and ``layer_dirs`` are on ``refengine run``'s hot path: they
 read only ``index.json`` and one config blob, and import nothing heavy
@@ -39,7 +42,7 @@ from ..atomicfile import fsync_dir, write_atomic
 from ..errors import StoreError
 from . import index as idx
 from . import reference as reflib
-from .model import ZERO_TIME, Image, ImageUse, container_config  # noqa: F401  (re-exported)
+from .model import ZERO_TIME, Image, ImageUse, container_config, go_arch  # noqa: F401  (re-exported)
 
 TYPE_CHECKING = False  # typing costs ~10 ms to import: only type checkers read these
 if TYPE_CHECKING:
@@ -72,6 +75,7 @@ class _Staged:
         self.blobs: dict[str, Path] = {}                  # digest -> staged file
         self.layers: dict[str, tuple[Path, int]] = {}     # chain id -> (staged dir, size)
         self.dirs: list[Path] = []                        # scratch dirs
+        self.files: list[Path] = []                       # scratch files (a layer tar being written)
 
     def __enter__(self) -> "_Staged":
         return self
@@ -79,8 +83,8 @@ class _Staged:
     def __exit__(self, *exc) -> None:
         from .tarutil import remove_tree
 
-        for path in self.blobs.values():
-            path.unlink(missing_ok=True)
+        for path in [*self.blobs.values(), *self.files]:
+            path.unlink(missing_ok=True)  # moved into place already: nothing to do
         for path, _ in self.layers.values():
             if path.exists():
                 remove_tree(path)
@@ -112,14 +116,25 @@ class _Lock:
 
 
 class ImageStore:
-    """The image store under *root*; directories are created on first write."""
+    """The image store under *root*; directories are created on first write.
 
-    def __init__(self, root: Path):
+    *max_layer_size* bounds a layer's expanded size (default: ``$REFENGINE_MAX_LAYER_SIZE``
+    or :data:`.fstree.DEFAULT_MAX_LAYER_SIZE`, read when a writer needs it).
+    """
+
+    def __init__(self, root: Path, *, max_layer_size: int | None = None):
         self.root = Path(root)
+        self._max_layer_size = max_layer_size
         self.index_path = self.root / "index.json"
         self.blob_dir = self.root / "blobs" / "sha256"
         self.layer_dir = self.root / "layers"
         self.tmp_dir = self.root / "tmp"
+
+    @property
+    def max_layer_size(self) -> int:
+        from .fstree import max_layer_size
+
+        return self._max_layer_size if self._max_layer_size is not None else max_layer_size()
 
     # ------------------------------------------------------------------ reading
 
@@ -192,8 +207,27 @@ class ImageStore:
         (the builder's intermediate steps) are listed only with *all*.
         """
         index = self._read_index()
-        out = [self._image(index, i) for i in idx.listed(index, all=all)]
+        out = self._images_of(index, idx.listed(index, all=all))
         out.sort(key=lambda im: (im.created, im.id), reverse=True)
+        return out
+
+    def _images_of(self, index: dict, image_ids: list[str]) -> list[Image]:
+        """The images *image_ids* of *index*, less those another process removed since it was read.
+
+        The index is read without the lock, and a concurrent ``rmi`` of an
+        unrelated image unlinks its config right after replacing the index:
+        a listing (``images``, the builder's cache probe) must skip that
+        image, not fail on it. An image a fresh index still names is read
+        from that index, so a really damaged one is still an error.
+        """
+        out = []
+        for image_id in image_ids:
+            try:
+                out.append(self._image(index, image_id))
+            except StoreError:
+                fresh = self._read_index()
+                if image_id in fresh["images"]:
+                    out.append(self._image(fresh, image_id))
         return out
 
     def inspect(self, ref: str) -> dict:
@@ -258,6 +292,18 @@ class ImageStore:
         """Remove staging left by writers that died (their pid is in the name) before they finished."""
         from .tarutil import remove_tree
 
+        for path in self.stale_staging():
+            try:
+                if path.is_dir() and not path.is_symlink():
+                    remove_tree(path)
+                else:
+                    path.unlink(missing_ok=True)
+            except OSError:
+                pass  # never this writer's failure: the next one tries again
+
+    def stale_staging(self) -> list[Path]:
+        """Staging (``tmp/*``, ``layers/.tmp-*``) of writers that died: their pid is in the name."""
+        stale = []
         for parent, prefixes in ((self.tmp_dir, ("load-", "blob-", "trash-")), (self.layer_dir, (".tmp-",))):
             try:
                 names = os.listdir(parent)
@@ -266,13 +312,9 @@ class ImageStore:
             for name in names:
                 prefix = next((p for p in prefixes if name.startswith(p)), None)
                 pid = name[len(prefix):].split("-", 1)[0] if prefix else ""
-                if not pid.isdigit() or _alive(int(pid)):
-                    continue
-                path = parent / name
-                if path.is_dir() and not path.is_symlink():
-                    remove_tree(path)
-                else:
-                    path.unlink(missing_ok=True)
+                if pid.isdigit() and not _alive(int(pid)):
+                    stale.append(parent / name)
+        return stale
 
     def _new_tmp(self, staged: _Staged, prefix: str) -> Path:
         import tempfile
@@ -294,7 +336,7 @@ class ImageStore:
         staged.layers[chain] = (target, 0)
         os.chmod(target, 0o755)
         with open(tar_path, "rb") as f:
-            size = extract_layer(f, target)
+            size = extract_layer(f, target, self.max_layer_size)
         staged.layers[chain] = (target, size)
 
     def _install(self, index: dict, staged: _Staged, chains: dict[str, str]) -> None:
@@ -308,6 +350,7 @@ class ImageStore:
             else:
                 os.rename(path, final)
             del staged.blobs[digest]
+        _fault("store:installed-blobs")
         from .tarutil import remove_tree, unpack_layer
 
         for chain, diff_id in chains.items():
@@ -323,8 +366,9 @@ class ImageStore:
             else:
                 # removed by another process since we looked: unpack again from the blob
                 with open(self.blob_dir / diff_id[7:], "rb") as f:
-                    size = unpack_layer(f, final)
+                    size = unpack_layer(f, final, self.max_layer_size)
             index["layers"][chain] = {"diff_id": diff_id, "size": size}
+        _fault("store:installed-layers")
         fsync_dir(self.blob_dir)
         fsync_dir(self.layer_dir)
 
@@ -355,6 +399,7 @@ class ImageStore:
 
         fd, name = tempfile.mkstemp(prefix=f"blob-{os.getpid()}-", dir=self.tmp_dir)
         os.close(fd)
+        staged.files.append(Path(name))  # a writer that fails half-way (ENOSPC) leaves nothing behind
         return name
 
     # ------------------------------------------------------------------ load / save
@@ -376,7 +421,8 @@ class ImageStore:
                 return self.load(f)
         with self._staging() as staged:
             work = self._new_tmp(staged, "load-")
-            loaded = archive.read_archive(source, work)
+            loaded = archive.read_archive(source, work, self.max_layer_size)
+            _fault("load:read")
             chains: dict[str, str] = {}
             for image in loaded:
                 for chain, diff_id in zip(image.chain_ids, image.diff_ids):
@@ -385,6 +431,7 @@ class ImageStore:
                     staged.blobs[diff_id] = image.layer_files[diff_id]
                     self._stage_layer(staged, chain, image.layer_files[diff_id])
                 self._stage_blob(staged, image.config_bytes)
+            _fault("store:staged")
             lines: list[str] = []
             with self._locked():
                 index = self._read_index()
@@ -463,6 +510,7 @@ class ImageStore:
                     write_tree(Path(upper_dir), raw, overlay_whiteouts=True, clamp_mtime=clamp_mtime)
                     raw.flush()
                     os.fsync(raw.fileno())
+                _fault("commit:layer-written")
             return self._commit_staged(staged, base, tar_path, config=config, author=author, comment=comment,
                                        created_by=created_by, tag=tag, created=created, parent=parent)
 
@@ -478,7 +526,7 @@ class ImageStore:
             tar_path = None
             if layer is not None:
                 tar_path = Path(self._new_file(staged))
-                archive.decompress_to(layer, tar_path)
+                archive.decompress_to(layer, tar_path, self.max_layer_size)
             return self._commit_staged(staged, base, tar_path, config=config, author=author, comment=comment,
                                        created_by=created_by, tag=tag, created=created, parent=parent)
 
@@ -510,7 +558,7 @@ class ImageStore:
             entry["empty_layer"] = True
         history.append(entry)
         new_config: dict = {
-            "architecture": (base.config.get("architecture") if base else None) or _go_arch(),
+            "architecture": (base.config.get("architecture") if base else None) or go_arch(),
             "os": (base.config.get("os") if base else None) or "linux",
             "created": created,
             "config": config,
@@ -525,6 +573,7 @@ class ImageStore:
             new_config["comment"] = comment
         config_bytes = canonical_json(new_config)
         self._stage_blob(staged, config_bytes)
+        _fault("store:staged")
         with self._locked():
             index = self._read_index()
             self._install(index, staged, chains)
@@ -538,7 +587,7 @@ class ImageStore:
     def children(self, image_id: str) -> list[Image]:
         """Images whose recorded parent is *image_id* (the classic builder's cache candidates)."""
         index = self._read_index()
-        return [self._image(index, i) for i in idx.children(index, image_id)]
+        return self._images_of(index, idx.children(index, image_id))
 
     def import_tar(self, source: BinaryIO, ref: str | None, *, changes: dict | None = None,
                    message: str = "", created: str | None = None) -> Image:
@@ -550,12 +599,12 @@ class ImageStore:
         tag = reflib.normalise_tag(ref) if ref else None
         with self._staging() as staged:
             tar_path = Path(self._new_file(staged))
-            diff_id = archive.decompress_to(source, tar_path)
+            diff_id = archive.decompress_to(source, tar_path, self.max_layer_size)
             staged.blobs[diff_id] = tar_path
             chain = chain_ids([diff_id])[0]
             self._stage_layer(staged, chain, tar_path)
             new_config = {
-                "architecture": _go_arch(), "os": "linux", "created": created,
+                "architecture": go_arch(), "os": "linux", "created": created,
                 "config": dict(changes or {}),
                 "rootfs": {"type": "layers", "diff_ids": [diff_id]},
                 "history": [{"created": created, "comment": message or "Imported from -"}],
@@ -616,6 +665,7 @@ class ImageStore:
                 idx.remove(index, ref, force=force, prune=prune, uses=uses, out=out)
                 self._write_index(index)
                 doomed = self._discard(out.doomed)
+                _fault("store:discarded")
         finally:
             self._empty_trash(doomed)
         return out.records
@@ -667,6 +717,13 @@ class ImageStore:
             remove_tree(path)
 
 
+def _fault(name: str) -> None:
+    """A crash-test point (reference_runtime/faults.py), imported only by writers."""
+    from ..faults import point
+
+    point(name)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -680,12 +737,3 @@ def _alive(pid: int) -> bool:
 def _append_unique(lst: list[str], item: str) -> None:
     if item not in lst:
         lst.append(item)
-
-
-def _go_arch() -> str:
-    import platform
-
-    m = platform.machine()
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(m, m)
-
-

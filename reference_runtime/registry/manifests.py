@@ -31,6 +31,11 @@ FOREIGN_LAYER_TYPES = {
     "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
 }
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+# Real manifests nest five levels at most; Python's parser recurses, so a body
+# nested thousands deep would end in RecursionError (a 500) instead of a 400,
+# and one just under the parser's limit would overflow later, when it is dumped
+# again (the referrers API lists annotations). Go's encoding/json stops at 10000.
+MAX_JSON_DEPTH = 128
 
 
 class ManifestError(ValueError):
@@ -57,16 +62,44 @@ def _bare_type(content_type: str | None) -> str | None:
     return content_type.split(";", 1)[0].strip().lower() or None
 
 
+def json_depth(value) -> int:
+    """How deep containers nest in a parsed JSON value (a scalar is 0), without recursion. Pure.
+
+    >>> json_depth({"a": [1, {"b": []}]})
+    4
+    """
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def load_json(data: bytes | str, what: str, error: type[ValueError] = ValueError):
+    """``json.loads`` that raises *error* (never RecursionError) for bodies nested deeper than
+    :data:`MAX_JSON_DEPTH`, as for any other invalid JSON."""
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise error(f"{what} is not valid JSON") from None
+    except RecursionError:
+        raise error(f"{what} nests deeper than {MAX_JSON_DEPTH} levels") from None
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise error(f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
 def parse_manifest(data: bytes, content_type: str | None) -> Manifest:
     """Validate a pushed manifest. ``content_type`` is the request's header.
 
     The media type is the body's ``mediaType``, else a manifest type named by
     the header; when both are present they must agree (as in distribution).
     """
-    try:
-        body = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise ManifestError("manifest is not valid JSON") from None
+    body = load_json(data, "manifest", ManifestError)
     if not isinstance(body, dict):
         raise ManifestError("manifest is not a JSON object")
     declared = body.get("mediaType")

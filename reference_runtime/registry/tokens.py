@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
+from .manifests import load_json
+
 # distribution's token.Leeway: clock skew allowed on exp and nbf.
 LEEWAY = 60
 _HASHES = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
@@ -179,13 +181,33 @@ def _verify_chain(chain: list[x509.Certificate], roots: list[x509.Certificate], 
     last = chain[-1]
     for root in roots:
         if last == root:
+            _check_issuers(chain, roots)
             return
         try:
             last.verify_directly_issued_by(root)
-            return
         except (ValueError, TypeError, InvalidSignature):
             continue
+        _check_issuers([*chain, root], roots)
+        return
     raise TokenError("the token's x5c chain does not lead to a trusted root certificate")
+
+
+def _check_issuers(path: list[x509.Certificate], roots: list[x509.Certificate]) -> None:
+    """RFC 5280 6.1.4 (k) and (m), as Go's x509.Verify applies them for distribution: every
+    certificate that signed another in *path* (leaf first) is a CA unless it is a trust anchor,
+    and none has more intermediates below it than its pathLenConstraint allows."""
+    for position, issuer in enumerate(path[1:], start=1):
+        try:
+            constraints = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
+        except x509.ExtensionNotFound:
+            constraints = None
+        if issuer not in roots and (constraints is None or not constraints.ca):
+            raise TokenError("a certificate of the token's x5c chain signs another but is not a CA "
+                             "(BasicConstraints CA:TRUE is missing)")
+        below = position - 1  # intermediates between the leaf and this issuer
+        if constraints is not None and constraints.path_length is not None and below > constraints.path_length:
+            raise TokenError(f"the token's x5c chain has {below} intermediate certificates below one whose "
+                             f"path length is limited to {constraints.path_length}")
 
 
 def verify(token: str, *, roots: list[x509.Certificate], issuer: str, service: str, now: float) -> Claims:
@@ -194,10 +216,11 @@ def verify(token: str, *, roots: list[x509.Certificate], issuer: str, service: s
     if len(parts) != 3:
         raise TokenError("token is not a JWT")
     try:
-        header = json.loads(_b64decode(parts[0]))
-        claims = json.loads(_b64decode(parts[1]))
-    except (ValueError, UnicodeDecodeError):
+        header_bytes, claims_bytes = _b64decode(parts[0]), _b64decode(parts[1])
+    except TokenError:
         raise TokenError("token header or claims are not JSON") from None
+    header = load_json(header_bytes, "token header", TokenError)
+    claims = load_json(claims_bytes, "token claims", TokenError)
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise TokenError("token header or claims are not JSON objects")
     alg = header.get("alg")
