@@ -54,6 +54,7 @@ KNOWN_CAPABILITIES = frozenset(
         "ingress-mesh",  # swarm ingress routing mesh (needs IPVS)
         "pause",  # pause/unpause through the freezer
         "save-oci",  # save writes an OCI layout next to manifest.json
+        "cp-follow-link",  # cp -L/--follow-link follows a symbolic link in SRC_PATH
     }
 )
 

@@ -6,7 +6,7 @@ No check ever pulls from a network: the suites run on images made here from
 order (sorted), mtimes (:data:`EPOCH`), owners (0:0, no names), modes, tar
 format (ustar), JSON (sorted keys, no spaces). The same busybox binary
 therefore always gives the same layer DiffID, config digest (= image ID) and
-manifest digest, and ``tests/test_testimage.py`` asserts it.
+manifest digest, and ``tests/conformance/test_testimage.py`` asserts it.
 
 Three images share the one layer and differ only in their config:
 

@@ -21,7 +21,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..engine.etcfiles import DEFAULT_PATH_ENV
 from ..errors import RefError
+from ..faults import point as fault
 from ..image.store import Image, ImageStore
 from . import cachekey as ck
 from .cachekey import BuildArgs
@@ -76,7 +78,7 @@ class StageState:
         self.author = (image.config.get("author", "") if image else "") or ""
         env = self.config.get("Env") or []
         if not any(e.startswith("PATH=") for e in env):
-            self.config["Env"] = [*env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+            self.config["Env"] = [*env, DEFAULT_PATH_ENV]
 
     @property
     def image_id(self) -> str:
@@ -302,6 +304,7 @@ class Builder:
                                   author=state.author, created_by=created_by, created=self.created,
                                   clamp_mtime=self.options.source_date_epoch)
         state.image = image
+        fault("build:step-committed")
 
     # config-only instructions
 
@@ -489,7 +492,8 @@ class Builder:
         try:
             result = runstep.run(self.work_root, self._layers(state), cmd, env + run_env,
                                  user=state.config.get("User") or "", workdir=state.config.get("WorkingDir") or "",
-                                 container_id=cid, output_fd=fd, volumes=volumes)
+                                 container_id=cid, output_fd=fd, volumes=volumes,
+                                 root_path=str(self.state_dir.parent))
         finally:
             if self.out.quiet:
                 os.close(fd)

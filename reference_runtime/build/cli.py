@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import sys
 
+from ..engine.exits import HANDLED, UsageError, report, status_of
+
 _SPECS = None
 
 
@@ -26,7 +28,8 @@ def handles(argv: list[str]) -> bool:
 def _specs():
     global _SPECS
     if _SPECS is None:
-        from ..engine.flags import COMMANDS, _f
+        from ..engine.flags import flag as _f
+        from ..engine.flags import register
 
         _SPECS = {
             "build": ([_f("-t --tag", "tag", "list"), _f("-f --file", "file"), _f("--no-cache", "no_cache", "bool"),
@@ -42,17 +45,8 @@ def _specs():
                                _f("--filter", "filter", "list"), _f("--keep-storage", "keep_storage")],
                               True, 0, 0, ""),
         }
-        COMMANDS.update(_SPECS)
+        register(_SPECS)
     return _SPECS
-
-
-def _error(message: str) -> None:
-    line = " ".join(str(message).split("\n")).strip()
-    try:
-        sys.stderr.write(f"refengine: {line}\n")
-        sys.stderr.flush()
-    except OSError:
-        pass
 
 
 def main(argv: list[str], root_path: str) -> int:
@@ -62,7 +56,7 @@ def main(argv: list[str], root_path: str) -> int:
     _specs()
     if argv[:1] == ["image"] or (argv[:1] == ["builder"] and argv[1:2] != ["build"]):
         if len(argv) < 2:
-            _error(f'"refengine {argv[0]}" requires a subcommand')
+            report(f'"refengine {argv[0]}" requires a subcommand')
             return 125
         command, rest = f"{argv[0]} {argv[1]}", argv[2:]
         if command == "image build":
@@ -70,7 +64,7 @@ def main(argv: list[str], root_path: str) -> int:
     else:
         command, rest = "build", argv[2:] if argv[:2] == ["builder", "build"] else argv[1:]
     if command not in _SPECS:
-        _error(f'unknown command: "{command}"; see refengine --help')
+        report(f'unknown command: "{command}"; see refengine --help')
         return 125
     from ..engine.flags import parse_command
 
@@ -80,33 +74,17 @@ def main(argv: list[str], root_path: str) -> int:
                          + "".join(f"  {f.label}\n" for f in flags))
         return 0
     try:
-        parsed = parse_command(command, rest)
-    except RefError as exc:
-        _error(str(exc))
-        return 125
-    try:
+        try:
+            parsed = parse_command(command, rest)
+        except RefError as exc:
+            raise UsageError(str(exc)) from None
         if command == "build":
             return cmd_build(root_path, parsed)
         if command == "image prune":
             return cmd_image_prune(root_path, parsed)
         return cmd_builder_prune(root_path, parsed)
-    except _Usage as exc:
-        _error(str(exc))
-        return 125
-    except RefError as exc:
-        _error(str(exc))
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return 1
-    except OSError as exc:
-        _error(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
-        return 1
-
-
-class _Usage(Exception):
-    """A flag value docker's CLI refuses before contacting the daemon (125)."""
+    except HANDLED as exc:
+        return status_of(exc, command)
 
 
 def _build_args(values: list[str]) -> dict[str, str | None]:
@@ -114,7 +92,7 @@ def _build_args(values: list[str]) -> dict[str, str | None]:
     for item in values:
         key, eq, value = item.partition("=")
         if not key:
-            raise _Usage(f'invalid argument "{item}" for "--build-arg" flag: the name is empty')
+            raise UsageError(f'invalid argument "{item}" for "--build-arg" flag: the name is empty')
         out[key] = value if eq else os.environ.get(key)
     return out
 
@@ -124,7 +102,7 @@ def _labels(values: list[str]) -> dict[str, str]:
     for item in values:
         key, _, value = item.partition("=")
         if not key:
-            raise _Usage(f'invalid argument "{item}" for "--label" flag: the label name is empty')
+            raise UsageError(f'invalid argument "{item}" for "--label" flag: the label name is empty')
         out[key] = value
     return out
 
@@ -134,7 +112,7 @@ def _source_date_epoch() -> int | None:
     if value is None or value == "":
         return None
     if not value.isdigit():
-        raise _Usage(f"SOURCE_DATE_EPOCH must be a non-negative integer (seconds since 1970), not {value!r}")
+        raise UsageError(f"SOURCE_DATE_EPOCH must be a non-negative integer (seconds since 1970), not {value!r}")
     return int(value)
 
 
@@ -155,7 +133,7 @@ def cmd_build(root_path: str, p) -> int:
         try:
             tags.append(reference.normalise_tag(tag))
         except StoreError:
-            raise _Usage(f'invalid argument "{tag}" for "-t, --tag" flag: invalid reference format') from None
+            raise UsageError(f'invalid argument "{tag}" for "-t, --tag" flag: invalid reference format') from None
     options = BuildOptions(tags=tags, no_cache=bool(p.opts["no_cache"]), build_args=_build_args(p.opts["build_arg"]),
                            target=p.opts["target"], labels=_labels(p.opts["label"]), quiet=bool(p.opts["quiet"]),
                            source_date_epoch=_source_date_epoch())
@@ -168,7 +146,7 @@ def cmd_build(root_path: str, p) -> int:
         raise BuildError("refengine builds from a local directory or a tar on stdin, not from a URL or git repository")
     from_stdin = where == "-" or p.opts["file"] == "-"
     if where == "-" and p.opts["file"] == "-":
-        raise _Usage("invalid argument: can't use stdin for both build context and dockerfile")
+        raise UsageError("invalid argument: can't use stdin for both build context and dockerfile")
     ctx = load_context(where, p.opts["file"], state_dir, sys.stdin.buffer if from_stdin else None)
     try:
         df = parse(ctx.dockerfile)
@@ -241,7 +219,7 @@ def _filters(values: list[str]) -> None:
         key, _, value = item.partition("=")
         if key == "dangling" and value.lower() in ("true", "1"):
             continue
-        raise _Usage(f"invalid filter '{item}': refengine's prune understands dangling=true only")
+        raise UsageError(f"invalid filter '{item}': refengine's prune understands dangling=true only")
 
 
 def _layer_sizes(store) -> dict[str, int]:

@@ -298,70 +298,103 @@ def _command_form(keyword: str, rest: str, line: int) -> tuple[tuple, bool]:
     return (rest.strip(),), False
 
 
-def parse_instruction(line: int, text: str, escape: str, *, in_onbuild: bool = False) -> Instruction:
-    """One logical line -> an :class:`Instruction`, with docker's argument checks."""
+def parse_instruction(line: int, text: str, escape: str) -> Instruction:
+    """One logical line -> an :class:`Instruction`, with docker's argument checks, in three
+    phases: the keyword, its ``--flags`` (checked against the keyword's), its arguments
+    (the keyword's own parser in :data:`_ARGUMENTS`)."""
+    keyword, rest = _keyword(line, text)
+    flags, rest = _instruction_flags(line, keyword, rest)
+    args, as_json, trigger = _ARGUMENTS[keyword](line, rest, escape, flags)
+    return Instruction(keyword, args, line, text.strip(), tuple(flags), as_json, trigger)
+
+
+_Args = tuple  # (arguments, JSON form, ONBUILD trigger or None)
+
+
+def _keyword(line: int, text: str) -> tuple[str, str]:
     parts = text.strip().split(None, 1)
-    word = parts[0]
-    keyword = word.upper()
-    rest = parts[1] if len(parts) > 1 else ""
+    keyword = parts[0].upper()
     if keyword not in KEYWORDS:
         raise _err(line, f"unknown instruction: {keyword}")
+    return keyword, parts[1] if len(parts) > 1 else ""
+
+
+def _instruction_flags(line: int, keyword: str, rest: str) -> tuple[list[tuple[str, str]], str]:
     flags, rest = _split_flags(rest) if keyword in FLAGS or rest.lstrip().startswith("--") else ([], rest)
     allowed = FLAGS.get(keyword, ())
     for name, _ in flags:
         if name not in allowed:
             raise _err(line, f"Unknown flag: {name}")
-    original = text.strip()
+    return flags, rest
 
-    def make(args: tuple, as_json: bool = False, trigger: Instruction | None = None) -> Instruction:
-        return Instruction(keyword, args, line, original, tuple(flags), as_json, trigger)
 
-    if keyword == "FROM":
-        words = rest.split()
-        if len(words) == 1:
-            return make((words[0],))
-        if len(words) == 3 and words[1].lower() == "as":
-            name = words[2].lower()
-            if not _STAGE_NAME.match(name):
-                raise _err(line, f"invalid name for build stage: \"{words[2]}\", name can't start with a number "
-                                 "or contain symbols")
-            return make((words[0], name))
-        raise _err(line, "FROM requires either one or three arguments")
-    if keyword in ("RUN", "CMD", "ENTRYPOINT"):
+def _from_args(line: int, rest: str, escape: str, flags: list) -> _Args:
+    words = rest.split()
+    if len(words) == 1:
+        return (words[0],), False, None
+    if len(words) == 3 and words[1].lower() == "as":
+        name = words[2].lower()
+        if not _STAGE_NAME.match(name):
+            raise _err(line, f"invalid name for build stage: \"{words[2]}\", name can't start with a number "
+                             "or contain symbols")
+        return (words[0], name), False, None
+    raise _err(line, "FROM requires either one or three arguments")
+
+
+def _command_args(keyword: str):
+    def parse(line: int, rest: str, escape: str, flags: list) -> _Args:
         args, as_json = _command_form(keyword, rest, line)
-        return make(args, as_json)
-    if keyword == "SHELL":
-        as_json = _json_list(rest)
-        if as_json is None:
-            raise _err(line, "SHELL requires the arguments to be in JSON form")
-        if not as_json:
-            raise _err(line, "SHELL requires at least one argument")
-        return make(tuple(as_json), True)
-    if keyword in ("ENV", "LABEL"):
-        return make(_name_values(keyword, rest, line, escape))
-    if keyword == "ARG":
-        words = parse_words(rest, escape)
-        if not words:
-            raise _err(line, "ARG requires at least one argument")
-        args: list = []
-        for w in words:
-            name, eq, value = w.partition("=")
-            if not name or not _ARG_NAME.match(name):
-                raise _err(line, "ARG names can not be blank" if not name else f"invalid ARG name: {name!r}")
-            args += [name, value if eq else None]
-        return make(tuple(args))
-    if keyword == "MAINTAINER":
-        if not rest.strip():
-            raise _err(line, "MAINTAINER requires exactly one argument")
-        return make((rest.strip(),))
-    if keyword in ("WORKDIR", "USER", "STOPSIGNAL"):
+        return args, as_json, None
+    return parse
+
+
+def _shell_args(line: int, rest: str, escape: str, flags: list) -> _Args:
+    as_json = _json_list(rest)
+    if as_json is None:
+        raise _err(line, "SHELL requires the arguments to be in JSON form")
+    if not as_json:
+        raise _err(line, "SHELL requires at least one argument")
+    return tuple(as_json), True, None
+
+
+def _name_value_args(keyword: str):
+    def parse(line: int, rest: str, escape: str, flags: list) -> _Args:
+        return _name_values(keyword, rest, line, escape), False, None
+    return parse
+
+
+def _arg_args(line: int, rest: str, escape: str, flags: list) -> _Args:
+    words = parse_words(rest, escape)
+    if not words:
+        raise _err(line, "ARG requires at least one argument")
+    args: list = []
+    for w in words:
+        name, eq, value = w.partition("=")
+        if not name or not _ARG_NAME.match(name):
+            raise _err(line, "ARG names can not be blank" if not name else f"invalid ARG name: {name!r}")
+        args += [name, value if eq else None]
+    return tuple(args), False, None
+
+
+def _maintainer_args(line: int, rest: str, escape: str, flags: list) -> _Args:
+    if not rest.strip():
+        raise _err(line, "MAINTAINER requires exactly one argument")
+    return (rest.strip(),), False, None
+
+
+def _one_word_args(keyword: str):
+    def parse(line: int, rest: str, escape: str, flags: list) -> _Args:
         words = rest.split()
         if not words:
             raise _err(line, f"{keyword} requires exactly one argument")
         if keyword == "STOPSIGNAL" and len(words) > 1:
             raise _err(line, "STOPSIGNAL requires exactly one argument")
-        return make((rest.strip(),))
-    if keyword in ("COPY", "ADD"):
+        return (rest.strip(),), False, None
+    return parse
+
+
+def _copy_args(keyword: str):
+    def parse(line: int, rest: str, escape: str, flags: list) -> _Args:
         as_json = _json_list(rest)
         if as_json is None and _looks_json(rest):
             raise _err(line, f"{keyword}: the argument starts with '[' but is not a JSON array of strings: "
@@ -372,49 +405,67 @@ def parse_instruction(line: int, text: str, escape: str, *, in_onbuild: bool = F
                              f"{'was' if len(words) == 1 else 'were'} provided. Destination could not be determined.")
         if keyword == "ADD" and _flag(flags, "from"):
             raise _err(line, "Unknown flag: from")
-        return make(tuple(words), as_json is not None)
-    if keyword == "EXPOSE":
-        words = rest.split()
-        if not words:
-            raise _err(line, "EXPOSE requires at least one argument")
-        return make(tuple(words))
-    if keyword == "VOLUME":
-        as_json = _json_list(rest)
-        if as_json is None and _looks_json(rest):
-            raise _err(line, f"VOLUME: the argument starts with '[' but is not a JSON array of strings: {rest.strip()}")
-        words = as_json if as_json is not None else rest.split()
-        if not words:
-            raise _err(line, "VOLUME requires at least one argument")
-        for w in words:
-            if not w.strip():
-                raise _err(line, "VOLUME specified can not be an empty string")
-        return make(tuple(words), as_json is not None)
-    if keyword == "HEALTHCHECK":
-        words = rest.split(None, 1)
-        if not words:
-            raise _err(line, "HEALTHCHECK requires at least one argument")
-        kind = words[0].upper()
-        if kind == "NONE":
-            if len(words) > 1 or flags:
-                raise _err(line, "HEALTHCHECK NONE takes no arguments")
-            return make(("NONE",))
-        if kind != "CMD":
-            raise _err(line, f"Unknown type \"{kind}\" in HEALTHCHECK (try CMD)")
-        args, as_json = _command_form("HEALTHCHECK", words[1] if len(words) > 1 else "", line)
-        for name, value in flags:
-            _check_health_flag(line, name, value)
-        return make(args, as_json)
-    if keyword == "ONBUILD":
-        if not rest.strip():
-            raise _err(line, "ONBUILD requires at least one argument")
-        inner = rest.strip().split(None, 1)[0].upper()
-        if inner == "ONBUILD":
-            raise _err(line, "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
-        if inner in ("FROM", "MAINTAINER"):
-            raise _err(line, f"{inner} isn't allowed as an ONBUILD trigger")
-        trigger = parse_instruction(line, rest.strip(), escape, in_onbuild=True)
-        return make((rest.strip(),), trigger=trigger)
-    raise _err(line, f"unknown instruction: {keyword}")  # pragma: no cover - KEYWORDS is exhaustive
+        return tuple(words), as_json is not None, None
+    return parse
+
+
+def _expose_args(line: int, rest: str, escape: str, flags: list) -> _Args:
+    words = rest.split()
+    if not words:
+        raise _err(line, "EXPOSE requires at least one argument")
+    return tuple(words), False, None
+
+
+def _volume_args(line: int, rest: str, escape: str, flags: list) -> _Args:
+    as_json = _json_list(rest)
+    if as_json is None and _looks_json(rest):
+        raise _err(line, f"VOLUME: the argument starts with '[' but is not a JSON array of strings: {rest.strip()}")
+    words = as_json if as_json is not None else rest.split()
+    if not words:
+        raise _err(line, "VOLUME requires at least one argument")
+    for w in words:
+        if not w.strip():
+            raise _err(line, "VOLUME specified can not be an empty string")
+    return tuple(words), as_json is not None, None
+
+
+def _healthcheck_args(line: int, rest: str, escape: str, flags: list) -> _Args:
+    words = rest.split(None, 1)
+    if not words:
+        raise _err(line, "HEALTHCHECK requires at least one argument")
+    kind = words[0].upper()
+    if kind == "NONE":
+        if len(words) > 1 or flags:
+            raise _err(line, "HEALTHCHECK NONE takes no arguments")
+        return ("NONE",), False, None
+    if kind != "CMD":
+        raise _err(line, f"Unknown type \"{kind}\" in HEALTHCHECK (try CMD)")
+    args, as_json = _command_form("HEALTHCHECK", words[1] if len(words) > 1 else "", line)
+    for name, value in flags:
+        _check_health_flag(line, name, value)
+    return args, as_json, None
+
+
+def _onbuild_args(line: int, rest: str, escape: str, flags: list) -> _Args:
+    if not rest.strip():
+        raise _err(line, "ONBUILD requires at least one argument")
+    inner = rest.strip().split(None, 1)[0].upper()
+    if inner == "ONBUILD":
+        raise _err(line, "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
+    if inner in ("FROM", "MAINTAINER"):
+        raise _err(line, f"{inner} isn't allowed as an ONBUILD trigger")
+    return (rest.strip(),), False, parse_instruction(line, rest.strip(), escape)
+
+
+#: keyword -> its argument parser ``(line, rest, escape, flags) -> (args, as_json, trigger)``.
+_ARGUMENTS = {
+    "FROM": _from_args, "RUN": _command_args("RUN"), "CMD": _command_args("CMD"),
+    "ENTRYPOINT": _command_args("ENTRYPOINT"), "SHELL": _shell_args, "ENV": _name_value_args("ENV"),
+    "LABEL": _name_value_args("LABEL"), "ARG": _arg_args, "MAINTAINER": _maintainer_args,
+    "WORKDIR": _one_word_args("WORKDIR"), "USER": _one_word_args("USER"), "STOPSIGNAL": _one_word_args("STOPSIGNAL"),
+    "COPY": _copy_args("COPY"), "ADD": _copy_args("ADD"), "EXPOSE": _expose_args, "VOLUME": _volume_args,
+    "HEALTHCHECK": _healthcheck_args, "ONBUILD": _onbuild_args,
+}
 
 
 def _flag(flags: list[tuple[str, str]], name: str) -> str | None:

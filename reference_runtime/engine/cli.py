@@ -1,13 +1,9 @@
 """``refengine``: docker's command line on the reference runtime.
 
-Global flags (``--root DIR``, ``--version``), dispatch to the command
-modules, and the ONE place that maps errors to exit statuses:
-
-- flag and usage errors: 125 (docker's cobra errors), one line on stderr;
-- engine errors of ``run``/``create``/``start``: 125;
-- other commands' errors: 1 (docker's CLI exits 1 for "No such container" ...,
-  and ``exec`` too: a missing, stopped or paused container exits 1);
-- a command that cannot be found/invoked: 127/126; otherwise the container's status.
+Global flags (``--root DIR``, ``--version``) and dispatch to the command
+modules; errors become exit statuses in :mod:`.exits` (one mapping for this
+CLI and the builder's); a command that cannot be found/invoked exits
+127/126, otherwise the container's status.
 
 Hot path (``refengine run --rm IMG true``): only os, sys and the runtime's
 own small modules are imported; everything else loads in the command that
@@ -20,25 +16,9 @@ import os
 import sys
 
 from ..errors import RefError
+from .exits import HANDLED, StatusExit, UsageError, status_of
 from .state import DEFAULT_ROOT, Root, trace
-
-VERSION = "0.1.0"
-API_VERSION = "1.41"
-
-#: Commands whose engine errors exit 125 like docker run's "Error response from daemon".
-#: Not exec: docker's exec CLI exits 1 when the daemon refuses it (docs: a paused container).
-_ENGINE_125 = {"run", "create", "start"}
-
-
-class UsageError(RefError):
-    """A bad flag or argument: always 125."""
-
-
-class StatusExit(Exception):
-    """Leave with this status (already reported)."""
-
-    def __init__(self, status: int):
-        self.status = status
+from .version import API_VERSION, VERSION  # noqa: F401 - refengine --version; tests read cli.VERSION
 
 
 def _global(argv: list[str]) -> tuple[str, list[str]]:
@@ -104,6 +84,7 @@ def run(argv: list[str]) -> int:
         # the builder is imported only for build commands: run's hot path stays lean
         if rest[:1] in (["build"], ["builder"]) or rest[:2] in (["image", "build"], ["image", "prune"]):
             from ..build import cli as build_cli
+
             return build_cli.main(rest, root_path)
         from .flags import parse_command, split_command
 
@@ -116,30 +97,8 @@ def run(argv: list[str]) -> int:
         from . import commands
 
         return commands.dispatch(root, parsed)
-    except StatusExit as exc:
-        return exc.status
-    except UsageError as exc:
-        _error(str(exc))
-        return 125
-    except RefError as exc:
-        _error(str(exc))
-        return 125 if command in _ENGINE_125 else 1
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return 1
-    except OSError as exc:
-        _error(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
-        return 125 if command in _ENGINE_125 else 1
-
-
-def _error(message: str) -> None:
-    line = " ".join(message.split("\n")).strip()
-    try:
-        sys.stderr.write(f"refengine: {line}\n")
-        sys.stderr.flush()
-    except OSError:
-        pass
+    except HANDLED as exc:
+        return status_of(exc, command)
 
 
 if __name__ == "__main__":

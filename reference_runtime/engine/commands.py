@@ -12,27 +12,28 @@ import sys
 import time
 
 from ..errors import ContainerError, RefError
-from . import runtime
+from . import runtime, statuspipe
 from .flags import Parsed, parse_signal
+from .signals import PROXIED
 from .state import Root, alive, parse_rfc3339, process_start
 
 
 def dispatch(root: Root, p: Parsed) -> int:
-    name = p.command
-    handler = _LOCAL.get(name)
-    if handler is not None:
-        return handler(root, p)
-    if name in ("exec", "cp", "commit", "export", "top"):
-        from . import inside
+    """Run ``p.command`` through :data:`HANDLERS`."""
+    module, handler = HANDLERS[p.command]
+    if module == "commands":
+        return globals()[handler](root, p)
+    import importlib
 
-        return getattr(inside, "cmd_" + name)(root, p)
-    if name.startswith("volume ") or name.startswith("system ") or name == "version":
-        from . import systemcmds
+    root.ensure()
+    function = getattr(importlib.import_module(f"{__package__}.{module}"), handler)
+    if module == "imagecmds":  # the image commands work on the store
+        from pathlib import Path
 
-        return systemcmds.dispatch(root, p)
-    from . import imagecmds
+        from ..image.store import ImageStore
 
-    return imagecmds.dispatch(root, p)
+        return function(root, ImageStore(Path(root.image)), p)
+    return function(root, p)
 
 
 def _out(text: str) -> None:
@@ -64,7 +65,7 @@ def cmd_create(root: Root, p: Parsed) -> int:
 class _Proxy:
     """Forwards the signals an attached CLI receives to the container (docker's sig-proxy)."""
 
-    SIGNALS = (1, 2, 3, 10, 12, 15, 28)
+    SIGNALS = PROXIED
 
     def __init__(self) -> None:
         self.pid = self.start = 0
@@ -91,22 +92,18 @@ def _follow_status(fd: int, proxy: _Proxy | None, attached: bool) -> tuple[str, 
         while True:
             chunk = os.read(fd, 4096)
             if not chunk:
-                return "lost", 0, ""
+                return statuspipe.LOST, 0, ""
             buf += chunk
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
-                kind, _, rest = line.decode(errors="replace").partition(" ")
-                if kind == "started":
-                    pid = int(rest)
+                kind, number, message = statuspipe.decode(line)
+                if kind == statuspipe.STARTED:
                     if proxy is not None:
-                        proxy.pid, proxy.start = pid, process_start(pid)
+                        proxy.pid, proxy.start = number, process_start(number)
                     if not attached:
-                        return "started", pid, ""
-                elif kind == "exit":
-                    return "exit", int(rest), ""
-                elif kind == "error":
-                    code, _, message = rest.partition(" ")
-                    return "error", int(code), message
+                        return kind, number, ""
+                elif kind in (statuspipe.EXIT, statuspipe.ERROR):
+                    return kind, number, message
     finally:
         os.close(fd)
 
@@ -121,10 +118,10 @@ def _start_one(root: Root, cid: str, *, attach: bool, interactive: bool, sig_pro
             return runtime.wait(root, cid)
         return 0
     kind, code, message = _follow_status(fd, proxy, attach)
-    if kind == "error":
+    if kind == statuspipe.ERROR:
         sys.stderr.write(f"refengine: {message}\n")
         raise _StartFailed(code)
-    if kind == "lost":
+    if kind == statuspipe.LOST:
         try:
             state = _after_supervisor(root, cid)
         except ContainerError:
@@ -134,7 +131,7 @@ def _start_one(root: Root, cid: str, *, attach: bool, interactive: bool, sig_pro
             raise ContainerError(f"the supervisor of {cid[:12]} died before the container started "
                                  f"(it is {state['Status']})")
         return state["ExitCode"]
-    return code if kind == "exit" else 0
+    return code if kind == statuspipe.EXIT else 0
 
 
 def _after_supervisor(root: Root, cid: str) -> dict:
@@ -391,20 +388,6 @@ _PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "Cr
                "LocalVolumes": "LOCAL VOLUMES"}
 
 
-def container_records(root: Root) -> list[tuple[dict, dict]]:
-    """(config, state) of every container, newest first, states reconciled."""
-    out = []
-    for cid in root.container_ids():
-        try:
-            config = root.read_config(cid)
-            state = runtime.reconcile(root, cid, root.read_state(cid))
-        except (ContainerError, ValueError):
-            continue  # being created or removed
-        out.append((config, state))
-    out.sort(key=lambda cs: cs[0]["Created"], reverse=True)
-    return out
-
-
 def _matches(config: dict, state: dict, filters: list[str]) -> bool:
     groups: dict[str, list[str]] = {}
     for f in filters:
@@ -474,7 +457,7 @@ def ps_row(config: dict, state: dict, now: float, no_trunc: bool) -> dict:
 
 
 def cmd_ps(root: Root, p: Parsed) -> int:
-    records = container_records(root)
+    records = runtime.container_records(root)
     opts = p.opts
     if not (opts.get("all") or opts.get("latest") or (opts.get("last") or -1) > 0):
         records = [(c, s) for c, s in records if s["Status"] in ("running", "paused", "restarting")]
@@ -500,8 +483,6 @@ def cmd_ps(root: Root, p: Parsed) -> int:
 
 
 def cmd_inspect(root: Root, p: Parsed) -> int:
-    import json
-
     kind = p.opts.get("type")
     if kind not in (None, "container", "image", "volume"):
         raise ContainerError(f'"{kind}" is not a valid value for --type')
@@ -535,21 +516,32 @@ def cmd_inspect(root: Root, p: Parsed) -> int:
             errors.append(f"No such {kind or 'object'}: {ref}")
         else:
             docs.append(doc)
-    if p.opts.get("format"):
-        from .format import render
+    from .format import documents
 
-        template = p.opts["format"].replace("\\t", "\t").replace("\\n", "\n")
-        for doc in docs:
-            _out(render(template, doc) + "\n")
-    else:
-        _out(json.dumps(docs, indent=4) + "\n")
+    _out(documents(p.opts.get("format"), docs))
     for e in errors:
         sys.stderr.write(f"Error: {e}\n")
     return 1 if errors else 0
 
 
-_LOCAL = {
-    "run": cmd_run, "create": cmd_create, "start": cmd_start, "stop": cmd_stop, "restart": cmd_restart,
-    "kill": cmd_kill, "wait": cmd_wait, "rm": cmd_rm, "pause": cmd_pause, "unpause": cmd_pause,
-    "logs": cmd_logs, "ps": cmd_ps, "inspect": cmd_inspect, "rename": cmd_rename, "port": cmd_port,
+#: The one table of refengine's commands: name (a key of flags.COMMANDS) -> (module of this
+#: package, handler). The builder's commands are handed to build.cli before (see cli.run).
+#: Modules other than this one are imported on first use: ``run`` loads none of them.
+HANDLERS = {
+    "run": ("commands", "cmd_run"), "create": ("commands", "cmd_create"), "start": ("commands", "cmd_start"),
+    "stop": ("commands", "cmd_stop"), "restart": ("commands", "cmd_restart"), "kill": ("commands", "cmd_kill"),
+    "wait": ("commands", "cmd_wait"), "rm": ("commands", "cmd_rm"), "pause": ("commands", "cmd_pause"),
+    "unpause": ("commands", "cmd_pause"), "logs": ("commands", "cmd_logs"), "ps": ("commands", "cmd_ps"),
+    "inspect": ("commands", "cmd_inspect"), "rename": ("commands", "cmd_rename"), "port": ("commands", "cmd_port"),
+    "exec": ("inside", "cmd_exec"), "cp": ("inside", "cmd_cp"), "commit": ("inside", "cmd_commit"),
+    "export": ("inside", "cmd_export"), "top": ("inside", "cmd_top"),
+    "volume create": ("systemcmds", "cmd_volume_create"), "volume ls": ("systemcmds", "cmd_volume_ls"),
+    "volume inspect": ("systemcmds", "cmd_volume_inspect"), "volume rm": ("systemcmds", "cmd_volume_rm"),
+    "volume prune": ("systemcmds", "cmd_volume_prune"), "system df": ("systemcmds", "cmd_system_df"),
+    "system prune": ("systemcmds", "cmd_system_prune"), "system info": ("systemcmds", "cmd_system_info"),
+    "system events": ("systemcmds", "cmd_system_events"), "system check": ("systemcmds", "cmd_system_check"),
+    "version": ("systemcmds", "cmd_version"),
+    "load": ("imagecmds", "cmd_load"), "save": ("imagecmds", "cmd_save"), "images": ("imagecmds", "cmd_images"),
+    "rmi": ("imagecmds", "cmd_rmi"), "tag": ("imagecmds", "cmd_tag"), "history": ("imagecmds", "cmd_history"),
+    "import": ("imagecmds", "cmd_import"),
 }

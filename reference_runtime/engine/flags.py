@@ -12,6 +12,7 @@ which the CLI turns into exit status 125.
 from __future__ import annotations
 
 from ..errors import ContainerError
+from .signals import SIGNALS  # noqa: F401 - parse_signal's table, also read from here
 
 # Hot path: no re, dataclasses or typing at import time (each costs
 # milliseconds of every `refengine run`).
@@ -69,14 +70,6 @@ def parse_restart(value: str) -> tuple[str, int]:
     return name, 0
 
 
-SIGNALS = {
-    "HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "IOT": 6, "BUS": 7, "FPE": 8, "KILL": 9,
-    "USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14, "TERM": 15, "STKFLT": 16, "CHLD": 17,
-    "CONT": 18, "STOP": 19, "TSTP": 20, "TTIN": 21, "TTOU": 22, "URG": 23, "XCPU": 24, "XFSZ": 25,
-    "VTALRM": 26, "PROF": 27, "WINCH": 28, "IO": 29, "POLL": 29, "PWR": 30, "SYS": 31,
-}
-
-
 def parse_signal(value: str) -> int:
     """docker's ParseSignal: ``SIGINT``, ``INT``, ``int`` or ``2``.
 
@@ -99,13 +92,6 @@ def parse_signal(value: str) -> int:
     if m:
         return 34 + int(m.group(1) or 0) if name.startswith("RTMIN") else 64 - int(m.group(2) or 0)
     raise ValueError(f"invalid signal: {value}")
-
-
-def signal_name(number: int) -> str:
-    for name, n in SIGNALS.items():
-        if n == number:
-            return "SIG" + name
-    return str(number)
 
 
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -269,8 +255,12 @@ class Flag:
         return ", ".join(self.names)
 
 
-def _f(names: str, dest: str, kind: str = "value", convert=None, default=None) -> Flag:
+def flag(names: str, dest: str, kind: str = "value", convert=None, default=None) -> Flag:
+    """One flag of a command's table: ``flag("-t --tag", "tag", "list")``."""
     return Flag(tuple(names.split()), dest, kind, convert, default)
+
+
+_f = flag  # the tables below read better short
 
 
 _CREATE = [
@@ -375,7 +365,7 @@ ALIASES = {
     "image ls": "images", "image list": "images", "image rm": "rmi", "image inspect": "inspect",
     "image save": "save", "image load": "load", "image tag": "tag", "image history": "history",
     "image import": "import", "container inspect": "inspect", "volume list": "volume ls",
-    "container rm": "rm", "container prune": "container prune",
+    "container rm": "rm",
 }
 for _name in ("run", "create", "start", "stop", "restart", "kill", "wait", "logs", "exec", "top", "pause",
               "unpause", "rename", "port", "cp", "commit", "export"):
@@ -487,6 +477,12 @@ def parse_command(command: str, argv: list[str]) -> Parsed:
         raise ContainerError(f'"refengine {command}" requires at most {max_args} argument{"s" if max_args != 1 else ""}. '
                              f"Usage: refengine {command} [OPTIONS] {usage}")
     return Parsed(command, opts, args)
+
+
+def register(commands: dict) -> None:
+    """Add commands to the one table :func:`parse_command` reads (the builder's: ``build``,
+    ``image prune``, ``builder prune``), as ``name: (flags, interspersed, min, max, usage)``."""
+    COMMANDS.update(commands)
 
 
 def split_command(argv: list[str]) -> tuple[str, list[str]]:

@@ -14,6 +14,19 @@ from ..errors import ContainerError
 from .gotemplate import go_value, render  # noqa: F401 - the formats' entry points, used by every command
 
 
+def documents(template: str | None, docs: list[dict]) -> str:
+    """``inspect``-style output: each document through ``--format``, else docker's JSON
+    array (4-space indent).
+
+    >>> documents("{{.Name}}\\t!", [{"Name": "a"}]), documents(None, [])
+    ('a\\t!\\n', '[]\\n')
+    """
+    if template:
+        template = template.replace("\\t", "\t").replace("\\n", "\n")
+        return "".join(render(template, d) + "\n" for d in docs)
+    return json.dumps(docs, indent=4) + "\n"
+
+
 def format_rows(template: str, rows: list[dict], headers: dict[str, str]) -> list[str]:
     """``--format`` over rows; ``table ...`` adds a header and aligns columns."""
     template = template.replace("\\t", "\t").replace("\\n", "\n")

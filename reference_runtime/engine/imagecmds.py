@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 from ..errors import ContainerError, RefError
 from ..image.store import ImageStore
@@ -14,15 +13,9 @@ from .flags import Parsed
 from .state import Root, parse_rfc3339
 
 
-def dispatch(root: Root, p: Parsed) -> int:
-    root.ensure()
-    store = ImageStore(Path(root.image))
-    return _COMMANDS[p.command](root, store, p)
-
-
 def images_in_use(root: Root) -> dict[str, list[tuple[str, bool]]]:
     """image ID -> [(container ID, running)] for rmi/prune conflict checks."""
-    from .commands import container_records
+    from .runtime import container_records
 
     uses: dict[str, list[tuple[str, bool]]] = {}
     for config, state in container_records(root):
@@ -260,7 +253,3 @@ def cmd_import(root: Root, store: ImageStore, p: Parsed) -> int:
             source.close()
     sys.stdout.write(image.id + "\n")
     return 0
-
-
-_COMMANDS = {"load": cmd_load, "save": cmd_save, "images": cmd_images, "rmi": cmd_rmi, "tag": cmd_tag,
-             "history": cmd_history, "import": cmd_import}

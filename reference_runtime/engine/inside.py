@@ -109,13 +109,13 @@ def cmd_exec(root: Root, p: Parsed) -> int:
     from . import seccomp
     from .process import (capability_mask, capability_names, drop_privileges, enter_isolation, exec_command,
                           read_report, reset_signals)
-    from .runtime import _env_flags, merge_env
+    from .spec import env_flags, merge_env
 
     cid = root.find(p.args[0])
     config = root.read_config(cid)
     state = _running_state(root, cid, p.args[0])
     argv = p.args[1:]
-    env_list = merge_env(config["Config"]["Env"], _env_flags(p.opts))
+    env_list = merge_env(config["Config"]["Env"], env_flags(p.opts))
     env = dict(e.split("=", 1) if "=" in e else (e, "") for e in env_list)
     env.setdefault("HOSTNAME", config["Config"]["Hostname"])
     host = config["HostConfig"]

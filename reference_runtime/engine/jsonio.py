@@ -34,14 +34,6 @@ def _default(obj):
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
-def _floatstr(o: float) -> str:
-    if o != o:
-        return "NaN"
-    if o in (float("inf"), float("-inf")):
-        return "Infinity" if o > 0 else "-Infinity"
-    return float.__repr__(o)
-
-
 _encode = _json.make_encoder(None, _default, _json.encode_basestring_ascii, None, ":", ",", False, False, True)
 _encode_sorted = _json.make_encoder(None, _default, _json.encode_basestring_ascii, None, ":", ",", True, False, True)
 

@@ -17,6 +17,8 @@ import _signal
 
 from . import keyring, seccomp
 from . import syscalls as sc
+from .etcfiles import DEFAULT_PATH
+from .signals import FORWARDED
 
 CAPABILITIES = {
     "CHOWN": 0, "DAC_OVERRIDE": 1, "DAC_READ_SEARCH": 2, "FOWNER": 3, "FSETID": 4, "KILL": 5, "SETGID": 6,
@@ -32,9 +34,6 @@ DEFAULT_CAPS = ("CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW",
                 "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE")
 
 _PR_CAPBSET_READ = 23
-
-#: Signals an init forwards to its child (not the synchronous ones, not SIGCHLD).
-FORWARDED = (1, 2, 3, 10, 12, 14, 15, 18, 20, 21, 22, 23, 28, 29, 30)
 
 
 def capability_mask(add: list[str], drop: list[str], privileged: bool = False) -> int:
@@ -185,7 +184,7 @@ def _execvpe(argv: list[str], env: dict) -> None:
         os.execve(cmd, argv, env)
     found_error = None
     not_found = None
-    for directory in env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":"):
+    for directory in env.get("PATH", DEFAULT_PATH).split(":"):
         try:
             os.execve(os.path.join(directory or ".", cmd), argv, env)
         except (FileNotFoundError, NotADirectoryError) as exc:
@@ -278,36 +277,37 @@ def run_init(argv: list[str], env: dict, err_fd: int) -> None:
             os._exit(exit_status(status))
 
 
-def container_main(plan: dict, err_fd: int) -> None:
-    """Everything between clone and exec, in the new namespaces. Never returns."""
+def container_main(plan, err_fd: int) -> None:
+    """Everything between clone and exec of ``plan`` (a :class:`plan.ContainerPlan`), in the new
+    namespaces. Never returns."""
     # The supervisor's fds (status pipe, the CLI's lock) must not live on in
     # an init that never execs: keep only stdio and the error pipe.
     try:
         enter_isolation(err_fd)
         sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
-        if plan.get("cgroup") is not None:
-            plan["cgroup"].join_self(v2=plan["join_v2"])
-        if plan.get("netns"):
-            fd = os.open(plan["netns"], os.O_RDONLY | os.O_CLOEXEC)
+        if plan.cgroup is not None:
+            plan.cgroup.join_self(v2=plan.join_v2)
+        if plan.netns:
+            fd = os.open(plan.netns, os.O_RDONLY | os.O_CLOEXEC)
             sc.setns(fd, sc.CLONE_NEWNET)
             os.close(fd)
-        if plan["net"] == "private":
+        if plan.net == "private":
             _loopback_up()  # before pivot_root: it imports modules from the host
         from . import rootfs
         from .state import trace
 
-        if plan.get("tty"):
+        if plan.tty:
             from . import console  # before pivot_root: it loads modules from the host
         trace("container: namespaces, cgroup joined")
         rootfs.build(plan)
-        if plan.get("tty"):  # -t: the supervisor put the console socket in the stdio slots
-            owner = resolve_user(plan["user"], _read_text("/etc/passwd"), _read_text("/etc/group"))[0]
-            console.attach_in_container(0, plan["console_size"], owner)
-        if plan["uts"]:
-            sc.sethostname(plan["hostname"])
-        env = dict(plan["env"])
-        drop_privileges(plan["user"], plan["caps"], env, plan.get("no_new_privs", False), plan.get("seccomp"))
-        cwd = plan["workdir"] or "/"
+        if plan.tty:  # -t: the supervisor put the console socket in the stdio slots
+            owner = resolve_user(plan.user, _read_text("/etc/passwd"), _read_text("/etc/group"))[0]
+            console.attach_in_container(0, plan.console_size, owner)
+        if plan.uts:
+            sc.sethostname(plan.hostname)
+        env = dict(plan.env)
+        drop_privileges(plan.user, plan.caps, env, bool(plan.no_new_privs), plan.seccomp)
+        cwd = plan.workdir or "/"
         try:
             os.chdir(cwd)
         except FileNotFoundError:
@@ -321,9 +321,9 @@ def container_main(plan: dict, err_fd: int) -> None:
         os._exit(125)
     try:
         reset_signals()
-        if plan["init"]:
-            run_init(plan["argv"], env, err_fd)
-        exec_command(plan["argv"], env, err_fd)
+        if plan.init:
+            run_init(plan.argv, env, err_fd)
+        exec_command(plan.argv, env, err_fd)
     except Exception as exc:  # noqa: BLE001 - one line to the user, never a silent 125
         _report(err_fd, 125, f"container setup failed: {exc!r}")
         os._exit(125)

@@ -90,11 +90,11 @@ def bind(source: str, target: str, read_only: bool) -> None:
         sc.mount(None, target, None, flags)
 
 
-def build(plan: dict) -> None:
-    """Mount everything for ``plan`` (see runtime.plan) and pivot into it. Runs in the container."""
-    rootfs = plan["merged"]
+def build(plan) -> None:
+    """Mount everything for ``plan`` (a :class:`plan.ContainerPlan`) and pivot into it. Runs in the container."""
+    rootfs = plan.merged
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
-    mount_overlay(rootfs, plan["lowers"], plan["upper"], plan["work"])
+    mount_overlay(rootfs, plan.lowers, plan.upper, plan.work)
     proc = secure_join(rootfs, "/proc")
     _ensure_target(proc, True)
     sc.mount("proc", proc, "proc", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
@@ -107,11 +107,11 @@ def build(plan: dict) -> None:
         sc.mount("/sys", sysfs, None, sc.MS_BIND | sc.MS_REC)
         sc.mount(None, sysfs, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
     setup_dev(rootfs)
-    for name, source in plan["etc"].items():
+    for name, source in plan.etc.items():
         target = secure_join(rootfs, "/etc/" + name)
         _ensure_target(target, False)
         bind(source, target, False)
-    for m in plan["mounts"]:
+    for m in plan.mounts:
         target = secure_join(rootfs, m["Destination"])
         if m["Type"] == "tmpfs":
             _ensure_target(target, True)
@@ -121,7 +121,7 @@ def build(plan: dict) -> None:
         if m["Type"] == "volume" and m.get("Fill", True):
             from . import volumes
 
-            volumes.fill(plan["root"], m["Name"], target)
+            volumes.fill(plan.root, m["Name"], target)
         _ensure_target(target, os.path.isdir(m["Source"]))
         bind(m["Source"], target, not m["RW"])
     for path in _MASKED:
@@ -142,5 +142,5 @@ def build(plan: dict) -> None:
     sc.pivot_root(".", ".")
     sc.umount2(".", sc.MNT_DETACH)
     os.chdir("/")
-    if plan.get("read_only"):
+    if plan.read_only:
         sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY)

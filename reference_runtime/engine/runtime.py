@@ -2,9 +2,11 @@
 supervisor), stop, kill, wait, pause, remove, and the reconciliation that
 turns a dead supervisor into a truthful "exited" state.
 
-The pipeline is runc's: CLI flags -> :func:`build_config` (a docker-shaped
-config, validated) -> :func:`container_plan` (what the container process
-needs, computed at each start) -> :mod:`process` in the new namespaces.
+The pipeline is runc's: CLI flags -> :class:`spec.ContainerSpec` ->
+:func:`spec.validate` (named checks that touch nothing) -> config.json
+(:func:`spec.to_config`, written by :func:`create`) -> at each start a
+:class:`plan.ContainerPlan` (:func:`plan.container_plan`, in the supervisor)
+-> :mod:`process` in the new namespaces.
 """
 
 from __future__ import annotations
@@ -13,353 +15,16 @@ import os
 import time
 
 from ..errors import ContainerError
-from . import jsonio
-from . import syscalls as sc
+from . import etcfiles, jsonio
+from . import volumes as vol
 from .flags import parse_signal
+from .removal import purge, remove_files, volumes_in_use  # noqa: F401 - storecheck and rm use them from here
+from .signals import SIGKILL, SIGUSR1, pidfd_send_signal
+from .spec import from_flags, to_config, valid_container_name, validate
 from .state import ACTIVE, Root, alive, fault, new_state, process_start, rfc3339, trace
 
-DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-HOSTS = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
-         "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
 NETWORK_NOTE = ("refengine: the default network is a private network namespace with loopback only "
                 "(bridge networking is not implemented yet)")
-_ADJ = ("admiring", "brave", "clever", "dreamy", "eager", "festive", "gifted", "happy", "jolly", "keen",
-        "lucid", "modest", "nifty", "quirky", "relaxed", "serene", "tender", "upbeat", "vibrant", "zealous")
-_NOUN = ("turing", "hopper", "lovelace", "ritchie", "thompson", "torvalds", "knuth", "dijkstra", "liskov",
-         "hamilton", "curie", "noether", "shannon", "babbage", "wozniak", "goldberg", "kay", "lamport")
-
-
-def _random_name(cid: str) -> str:
-    n = int(cid[:8], 16)
-    return f"{_ADJ[n % len(_ADJ)]}_{_NOUN[(n // 97) % len(_NOUN)]}"
-
-
-def _valid_container_name(name: str) -> bool:
-    return len(name) > 1 and name[0].isalnum() and all(c.isalnum() or c in "_.-" for c in name)
-
-
-def merge_env(base: list[str], extra: list[str]) -> list[str]:
-    """Image Env overridden/extended by ``-e``: same keys replaced in place. Pure.
-
-    >>> merge_env(["PATH=/bin", "A=1"], ["A=2", "B=3"])
-    ['PATH=/bin', 'A=2', 'B=3']
-    """
-    out = list(base)
-    index = {e.split("=", 1)[0]: i for i, e in enumerate(out)}
-    for e in extra:
-        key = e.split("=", 1)[0]
-        if key in index:
-            out[index[key]] = e
-        else:
-            index[key] = len(out)
-            out.append(e)
-    return out
-
-
-def _env_flags(opts: dict) -> list[str]:
-    env: list[str] = []
-    for path in opts.get("env_file") or []:
-        try:
-            with open(path) as f:
-                lines = f.read().splitlines()
-        except OSError as exc:
-            raise ContainerError(f"open {path}: {exc.strerror.lower()}") from None
-        for line in lines:
-            line = line.lstrip()  # docker trims the left only: a value keeps its trailing blanks, as with -e
-            if line and not line.startswith("#"):
-                env.append(_env_entry(line))
-    for e in opts.get("env") or []:
-        env.append(_env_entry(e))
-    return [e for e in env if e is not None]
-
-
-def _env_entry(e: str) -> str | None:
-    if not e or e.startswith("="):
-        raise ContainerError(f"invalid environment variable: {e}")
-    if "=" in e:
-        return e
-    return f"{e}={os.environ[e]}" if e in os.environ else None
-
-
-def parse_volume_spec(spec: str) -> tuple[str | None, str, str]:
-    """``-v``: (source or None for anonymous, destination, mode). Pure.
-
-    >>> parse_volume_spec("/host:/ctr:ro"), parse_volume_spec("data:/d"), parse_volume_spec("/anon")
-    (('/host', '/ctr', 'ro'), ('data', '/d', ''), (None, '/anon', ''))
-    """
-    parts = spec.split(":")
-    if len(parts) == 1:
-        src, dst, mode = None, parts[0], ""
-    elif len(parts) == 2:
-        src, dst, mode = parts[0], parts[1], ""
-    elif len(parts) == 3:
-        src, dst, mode = parts
-    else:
-        raise ContainerError(f"invalid volume specification: '{spec}'")
-    if not dst.startswith("/") or dst == "" or (src is not None and src == ""):
-        raise ContainerError(f"invalid volume specification: '{spec}': invalid mount config for type "
-                             f"\"{'bind' if src and src.startswith('/') else 'volume'}\": invalid mount path: "
-                             f"'{dst}' mount path must be absolute")
-    for m in mode.split(",") if mode else []:
-        if m not in ("ro", "rw", "z", "Z", "nocopy", "shared", "rshared", "slave", "rslave", "private",
-                     "rprivate", "consistent", "cached", "delegated"):
-            raise ContainerError(f"invalid mode: {m} in volume specification '{spec}'")
-    return src, os.path.normpath(dst), mode
-
-
-def build_config(root: Root, opts: dict, args: list[str], image_id: str, img: dict, layer_dirs: list[str],
-                 cid: str) -> dict:
-    """docker's container config from ``run``/``create`` flags and the image (its ID and
-    the ``config`` section of its OCI config). Validates everything it can before
-    anything is written."""
-    ref = args[0]
-    command = args[1:]
-    if opts.get("entrypoint") is not None:
-        entrypoint = [opts["entrypoint"]] if opts["entrypoint"] else []
-        cmd = command
-    else:
-        entrypoint = list(img.get("Entrypoint") or [])
-        cmd = command or list(img.get("Cmd") or [])
-    argv = entrypoint + cmd
-    if not argv:
-        raise ContainerError("No command specified")
-    memory = opts.get("memory") or 0
-    if memory and memory < 6 * 1024 * 1024:
-        raise ContainerError("Minimum memory limit allowed is 6MB")
-    swap = opts.get("memory_swap") or 0
-    if memory and not swap:
-        swap = 2 * memory
-    elif swap and swap != -1 and memory and swap < memory:
-        raise ContainerError("Minimum memoryswap limit should be larger than memory limit, see usage")
-    pids = opts.get("pids_limit")
-    restart_name, retries = opts.get("restart") or ("no", 0)
-    if opts.get("rm") and restart_name not in ("no", ""):
-        raise ContainerError("Conflicting options: --restart and --rm")
-    stop_signal = opts.get("stop_signal") or img.get("StopSignal") or None
-    if stop_signal:
-        try:
-            parse_signal(stop_signal)
-        except ValueError:
-            raise ContainerError(f"Invalid signal: {stop_signal}") from None
-    workdir = opts.get("workdir") or img.get("WorkingDir") or ""
-    if workdir and not workdir.startswith("/"):
-        raise ContainerError(f"the working directory '{workdir}' is invalid, it needs to be an absolute path")
-    if opts.get("pull") not in (None, "never", "missing", "always"):
-        raise ContainerError(f'invalid pull option: \'{opts["pull"]}\': must be one of "always", "missing" or "never"')
-    from .process import capability_mask
-
-    try:
-        capability_mask(opts.get("cap_add") or [], opts.get("cap_drop") or [])
-    except ValueError as exc:
-        raise ContainerError(str(exc)) from None
-    security_opt = _security_opt(opts.get("security_opt") or [])
-    network = opts.get("network") or "default"
-    if network == "bridge":
-        network = "default"
-    if network.startswith("container:"):
-        other = root.find(network.split(":", 1)[1])
-        network = f"container:{other}"
-    elif network not in ("default", "none", "host"):
-        raise ContainerError(f"network {network} not found")
-    labels = dict(img.get("Labels") or {})
-    for label in opts.get("label") or []:
-        key, _, value = label.partition("=")
-        if not key:
-            raise ContainerError(f"invalid label: '{label}'")
-        labels[key] = value
-    env = merge_env(list(img.get("Env") or []), _env_flags(opts))
-    if not any(e.startswith("PATH=") for e in env):
-        env.insert(0, DEFAULT_PATH)
-    hostname = opts.get("hostname") or cid[:12]
-    if network == "host" and not opts.get("hostname"):
-        hostname = os.uname().nodename
-    mounts, binds, config_volumes = _mounts(root, opts, img, cid)
-    tmpfs = _tmpfs_flags(opts.get("tmpfs") or [])
-    created = rfc3339()
-    config_section = {
-        "Hostname": hostname, "Domainname": "", "User": opts.get("user") or img.get("User") or "",
-        "AttachStdin": bool(opts.get("interactive")), "AttachStdout": not opts.get("detach"),
-        "AttachStderr": not opts.get("detach"), "Tty": bool(opts.get("tty")), "OpenStdin": bool(opts.get("interactive")),
-        "StdinOnce": False, "Env": env, "Cmd": cmd or None, "Image": ref, "Volumes": config_volumes or None,
-        "WorkingDir": workdir, "Entrypoint": entrypoint or None, "OnBuild": None, "Labels": labels,
-    }
-    if stop_signal:
-        config_section["StopSignal"] = stop_signal
-    if opts.get("stop_timeout") is not None:
-        config_section["StopTimeout"] = opts["stop_timeout"]
-    return {
-        "Id": cid, "Created": created, "Path": argv[0], "Args": argv[1:],
-        "Image": image_id, "Name": "/" + (opts.get("name") or _random_name(cid)),
-        "Layers": layer_dirs,
-        "Config": config_section,
-        "HostConfig": {
-            "Binds": binds or None, "NetworkMode": network,
-            "RestartPolicy": {"Name": restart_name or "no", "MaximumRetryCount": retries},
-            "AutoRemove": bool(opts.get("rm")), "VolumesFrom": opts.get("volumes_from") or None,
-            "CapAdd": opts.get("cap_add") or None, "CapDrop": opts.get("cap_drop") or None,
-            "Privileged": bool(opts.get("privileged")), "ReadonlyRootfs": bool(opts.get("read_only")),
-            "SecurityOpt": security_opt or None,
-            "Memory": memory, "MemorySwap": swap, "PidsLimit": pids if pids and pids > 0 else None,
-            "Init": True if opts.get("init") else None, "LogConfig": {"Type": "json-file", "Config": {}},
-            **({"Tmpfs": tmpfs} if tmpfs else {}), **({"Mounts": opts["mount"]} if opts.get("mount") else {}),
-        },
-        "Mounts": mounts,
-    }
-
-
-def _security_opt(values: list[str]) -> list[str]:
-    """``--security-opt`` checked; a seccomp profile file is replaced by its JSON
-    text, as docker's client sends it (later edits of the file do not matter)."""
-    import json
-
-    from .seccomp import ProfileError, security_opts
-
-    out = []
-    for value in values:
-        key, sep, path = value.partition("=")
-        if key == "seccomp" and sep and path != "unconfined":
-            try:
-                with open(path) as f:
-                    text = f.read()
-            except OSError as exc:
-                raise ContainerError(f"opening seccomp profile ({path}) failed: open {path}: "
-                                     f"{exc.strerror.lower()}") from None
-            try:
-                json.loads(text)
-            except ValueError as exc:
-                raise ContainerError(f"compacting json for seccomp profile ({path}) failed: {exc}") from None
-            value = f"seccomp={text}"
-        out.append(value)
-    try:
-        security_opts(out)
-    except ProfileError as exc:
-        raise ContainerError(str(exc)) from None
-    return out
-
-
-def _mounts(root: Root, opts: dict, img: dict, cid: str) -> tuple[list[dict], list[str], dict]:
-    from . import volumes
-
-    mounts: list[dict] = []
-    binds: list[str] = []
-    config_volumes: dict = {}
-    seen: set[str] = set()
-
-    def add(m: dict) -> None:
-        if m["Destination"] in seen:
-            raise ContainerError(f"Duplicate mount point: {m['Destination']}")
-        seen.add(m["Destination"])
-        mounts.append(m)
-
-    for spec in opts.get("volume") or []:
-        src, dst, mode = parse_volume_spec(spec)
-        rw = "ro" not in mode.split(",")
-        if src is None:
-            config_volumes[dst] = {}
-            continue
-        binds.append(spec)
-        if src.startswith("/"):
-            add({"Type": "bind", "Source": os.path.normpath(src), "Destination": dst, "Mode": mode, "RW": rw,
-                 "Propagation": "rprivate"})
-        else:
-            if not volumes._valid_name(src):
-                raise ContainerError(f'create {src}: "{src}" includes invalid characters for a local volume name, '
-                                     f'only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host '
-                                     f"directory, use absolute path")
-            add({"Type": "volume", "Name": src, "Source": "", "Destination": dst, "Driver": "local",
-                 "Mode": mode or "z", "RW": rw, "Propagation": "", "Fill": "nocopy" not in mode})
-    for spec in opts.get("mount") or []:
-        add(_mount_flag(spec))
-    for spec in opts.get("volumes_from") or []:
-        ref, _, mode = spec.partition(":")
-        other = root.read_config(root.find(ref))
-        for m in other["Mounts"]:
-            if m["Destination"] in seen:
-                continue
-            copy = dict(m)
-            if mode:
-                copy["RW"] = mode != "ro"
-            add(copy)
-    for dst in list((img.get("Volumes") or {}).keys()) + list(config_volumes.keys()):
-        dst = os.path.normpath(dst)
-        config_volumes.setdefault(dst, {})
-        if dst in seen:
-            continue
-        add({"Type": "volume", "Name": os.urandom(32).hex(), "Source": "", "Destination": dst, "Driver": "local",
-             "Mode": "", "RW": True, "Propagation": "", "Anonymous": True})
-    for m in mounts:
-        if m["Type"] == "bind" and not os.path.exists(m["Source"]):
-            os.makedirs(m["Source"], exist_ok=True)  # docker -v creates a missing host directory
-    return mounts, binds, config_volumes
-
-
-def _mount_flag(spec: dict) -> dict:
-    """One ``--mount`` (parsed by flags.parse_mount) as a container mount, checked as
-    docker's daemon checks it: unlike ``-v``, a missing bind source is an error."""
-    from . import volumes
-
-    kind, src, dst = spec["Type"], spec.get("Source", ""), spec["Target"]
-    where = f'invalid mount config for type "{kind}"'
-    if kind not in ("bind", "volume", "tmpfs"):
-        raise ContainerError(f"{where}: mount type unknown")
-    for path in (dst, src) if kind == "bind" else (dst,):
-        if path and not path.startswith("/"):
-            raise ContainerError(f"{where}: invalid mount path: '{path}' mount path must be absolute")
-    dst, rw = os.path.normpath(dst), not spec.get("ReadOnly")
-    if kind == "bind":
-        if not src:
-            raise ContainerError(f"{where}: field Source must not be empty")
-        if not os.path.exists(src):
-            raise ContainerError(f"{where}: bind source path does not exist: {src}")
-        propagation = (spec.get("BindOptions") or {}).get("Propagation") or "rprivate"
-        return {"Type": "bind", "Source": os.path.normpath(src), "Destination": dst, "Mode": "", "RW": rw,
-                "Propagation": propagation}
-    if kind == "tmpfs":
-        if src:
-            raise ContainerError(f"{where}: field Source must not be specified")
-        opts = spec.get("TmpfsOptions") or {}
-        options = [f"size={opts['SizeBytes']}"] if opts.get("SizeBytes") else []
-        options += [f"mode={opts['Mode']:o}"] if opts.get("Mode") else []
-        return {"Type": "tmpfs", "Source": "", "Destination": dst, "Mode": "", "RW": rw, "Propagation": "",
-                "Options": ",".join(options + ([] if rw else ["ro"]))}
-    nocopy = bool((spec.get("VolumeOptions") or {}).get("NoCopy"))
-    if not src:
-        return {"Type": "volume", "Name": os.urandom(32).hex(), "Source": "", "Destination": dst, "Driver": "local",
-                "Mode": "", "RW": rw, "Propagation": "", "Anonymous": True, "Fill": not nocopy}
-    if not volumes._valid_name(src):
-        raise ContainerError(f'create {src}: "{src}" includes invalid characters for a local volume name, '
-                             f'only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed')
-    return {"Type": "volume", "Name": src, "Source": "", "Destination": dst, "Driver": "local", "Mode": "z",
-            "RW": rw, "Propagation": "", "Fill": not nocopy}
-
-
-def _tmpfs_flags(specs: list[str]) -> dict[str, str]:
-    """``--tmpfs PATH[:OPTIONS]`` as docker's HostConfig.Tmpfs (path -> options), checked."""
-    from .flags import tmpfs_mount_options
-
-    tmpfs: dict[str, str] = {}
-    for spec in specs:
-        path, _, options = spec.partition(":")
-        if not path.startswith("/"):
-            raise ContainerError(f"invalid mount path: '{path}' mount path must be absolute")
-        try:
-            tmpfs_mount_options(options)
-        except ValueError as exc:
-            raise ContainerError(str(exc)) from None
-        path = os.path.normpath(path)
-        if path in tmpfs:
-            raise ContainerError(f"Duplicate mount point: {path}")
-        tmpfs[path] = options
-    return tmpfs
-
-
-def plan_mounts(config: dict) -> list[dict]:
-    """Every mount of a start: the container's Mounts plus its ``--tmpfs`` ones, in
-    docker's order (by depth of the destination, so /a is mounted before /a/b). Pure."""
-    mounts = list(config["Mounts"])
-    for path, options in (config["HostConfig"].get("Tmpfs") or {}).items():
-        mounts.append({"Type": "tmpfs", "Source": "", "Destination": path, "RW": True, "Options": options})
-    return sorted(mounts, key=lambda m: m["Destination"].rstrip("/").count("/"))
 
 
 def _index_key(index_path: str) -> str:
@@ -407,15 +72,20 @@ def resolve_image(root: Root, ref: str) -> dict:
 
 
 def create(root: Root, opts: dict, args: list[str]) -> str:
-    """``create``: resolve the image, write config + state; returns the id."""
-    root.ensure()
+    """``create``: resolve the image, check the spec, then write config + state; returns the id.
+
+    The pipeline (see :mod:`.spec` and :mod:`.plan`): flags -> ContainerSpec ->
+    validate -> config.json; each start turns the config into a ContainerPlan.
+    Nothing is created on the host before the spec passed every check.
+    """
     ref = args[0]
     image = resolve_image(root, ref)
     trace("cli: image resolved")
     cid = os.urandom(32).hex()
-    if opts.get("name") is not None and not _valid_container_name(opts["name"]):
-        raise ContainerError(f"Invalid container name ({opts['name']}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
-    config = build_config(root, opts, args, image["id"], image["config"], image["layers"], cid)
+    spec = from_flags(opts, args, image, cid)
+    validate(spec)
+    config = to_config(root, spec)
+    root.ensure()
     name = config["Name"][1:]
     cdir = root.container_dir(cid)
     os.makedirs(cdir, mode=0o710)
@@ -443,92 +113,22 @@ def create(root: Root, opts: dict, args: list[str]) -> str:
 
 
 def _prepare_dir(root: Root, cdir: str, config: dict) -> None:
-    from . import volumes
-
-    for sub in ("upper", "work", "merged", "init/proc", "init/sys", "init/dev", "init/etc"):
-        os.makedirs(os.path.join(cdir, sub), exist_ok=True)
-    for name in ("hostname", "hosts", "resolv.conf"):
-        open(os.path.join(cdir, "init/etc", name), "w").close()
-    network = config["HostConfig"]["NetworkMode"]
-    hostname = config["Config"]["Hostname"]
-    hosts = HOSTS
-    if network == "host":
-        hosts = _read("/etc/hosts") or HOSTS
-    elif network == "default":
-        hosts = HOSTS + f"127.0.1.1\t{hostname}\n"
-    resolv = _read("/etc/resolv.conf")
-    if network != "host":
-        lines = [ln for ln in resolv.splitlines()
-                 if not (ln.startswith("nameserver") and (" 127." in ln or " ::1" in ln))]
-        if not any(ln.startswith("nameserver") for ln in lines):
-            lines += ["nameserver 8.8.8.8", "nameserver 8.8.4.4"]
-        resolv = "\n".join(lines) + "\n"
-    for name, text in (("hostname", hostname + "\n"), ("hosts", hosts), ("resolv.conf", resolv)):
-        with open(os.path.join(cdir, name), "w") as f:
-            f.write(text)
+    """The container's directories and /etc files, its volumes, and the missing host
+    directories of its ``-v`` binds (docker's daemon creates those; ``--mount`` refuses them)."""
+    prepare_layout(cdir)
+    etcfiles.write(cdir, config["HostConfig"]["NetworkMode"], config["Config"]["Hostname"])
     for m in config["Mounts"]:
         if m["Type"] == "volume":
-            volumes.create(root.path, m["Name"], anonymous=bool(m.get("Anonymous")))
-            m["Source"] = os.path.join(volumes.path_of(root.path, m["Name"]), "_data")
+            vol.create(root.path, m["Name"], anonymous=bool(m.get("Anonymous")))
+            m["Source"] = os.path.join(vol.path_of(root.path, m["Name"]), "_data")
+        elif m["Type"] == "bind" and not os.path.exists(m["Source"]):
+            os.makedirs(m["Source"], exist_ok=True)
 
 
-def _read(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
-def container_plan(root: Root, config: dict, cgroup) -> dict:
-    """What the container process needs at this start (see process.container_main)."""
-    from . import seccomp
-    from .process import capability_mask, capability_names
-
-    cid = config["Id"]
-    cdir = root.container_dir(cid)
-    host = config["HostConfig"]
-    network = host["NetworkMode"]
-    flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWPID
-    netns = None
-    if network in ("default", "none"):
-        flags |= sc.CLONE_NEWNET
-    elif network.startswith("container:"):
-        other = network.split(":", 1)[1]
-        try:
-            state = root.read_state(other)
-        except ContainerError:
-            raise ContainerError(f"cannot join network of a non running container: {other[:12]}") from None
-        if not state["Running"] or not state["Pid"]:
-            raise ContainerError(f"cannot join network of a non running container: {other[:12]}")
-        netns = f"/proc/{state['Pid']}/ns/net"
-    cfg = config["Config"]
-    env = {}
-    for e in cfg["Env"]:
-        k, _, v = e.partition("=")
-        env[k] = v
-    env.setdefault("HOSTNAME", cfg["Hostname"])
-    if cfg.get("Tty"):
-        env.setdefault("TERM", "xterm")
-    caps = capability_mask(host.get("CapAdd") or [], host.get("CapDrop") or [], host.get("Privileged", False))
-    try:
-        no_new_privs = seccomp.security_opts(host.get("SecurityOpt") or [])[1]
-        bpf = seccomp.filter_for(root.path, host, capability_names(caps))
-    except (seccomp.ProfileError, OSError) as exc:
-        raise ContainerError(str(exc)) from None
-    return {
-        "clone_flags": flags, "netns": netns,
-        "net": "private" if flags & sc.CLONE_NEWNET else network,
-        "uts": True, "hostname": cfg["Hostname"],
-        "merged": os.path.join(cdir, "merged"), "upper": os.path.join(cdir, "upper"),
-        "work": os.path.join(cdir, "work"), "lowers": [os.path.join(cdir, "init"), *config["Layers"]],
-        "etc": {n: os.path.join(cdir, n) for n in ("hostname", "hosts", "resolv.conf")},
-        "mounts": plan_mounts(config), "root": root.path, "cgroup": cgroup,
-        "env": env, "user": cfg["User"] or "0", "workdir": cfg["WorkingDir"],
-        "caps": caps, "no_new_privs": no_new_privs, "seccomp": bpf,
-        "argv": [config["Path"], *config["Args"]], "init": bool(host.get("Init")),
-        "read_only": bool(host.get("ReadonlyRootfs")), "tty": bool(cfg.get("Tty")),
-    }
+def prepare_layout(cdir: str) -> None:
+    """A container's directories: overlay upper/work/merged and the init layer's mount points."""
+    for sub in ("upper", "work", "merged", "init/proc", "init/sys", "init/dev", "init/etc"):
+        os.makedirs(os.path.join(cdir, sub), exist_ok=True)
 
 
 # -- lifecycle ----------------------------------------------------------------
@@ -567,9 +167,7 @@ def signal_container(root: Root, state: dict, sig: int) -> bool:
     try:
         if process_start(pid) != start_:
             return False
-        import signal as _sig
-
-        _sig.pidfd_send_signal(fd, sig)
+        pidfd_send_signal(fd, sig)
         return True
     except OSError:
         return False
@@ -661,7 +259,7 @@ def stop(root: Root, cid: str, timeout: int | None) -> None:
         wait_exit(root, cid, state["Pid"], state["PidStart"], None)
         return
     if not wait_exit(root, cid, state["Pid"], state["PidStart"], float(timeout)):
-        signal_container(root, state, 9)
+        signal_container(root, state, SIGKILL)
         if not wait_exit(root, cid, state["Pid"], state["PidStart"], 30.0):
             raise ContainerError(f"cannot stop container: {cid[:12]}: it did not exit after SIGKILL")
 
@@ -678,7 +276,7 @@ def _mark_manual(root: Root, cid: str) -> dict | None:
             root.write_state(cid, state)
             sup = state.get("Supervisor") or {}
             if alive(sup.get("Pid", 0), sup.get("Start", 0)):
-                os.kill(sup["Pid"], 10)  # SIGUSR1: wake from the back-off and exit
+                os.kill(sup["Pid"], SIGUSR1)  # wake from the back-off and exit
             return None
         root.write_state(cid, state)
         return state
@@ -687,7 +285,7 @@ def _mark_manual(root: Root, cid: str) -> dict | None:
 def kill(root: Root, cid: str, sig: int) -> None:
     config = root.read_config(cid)
     stop_sig = parse_signal(config["Config"].get("StopSignal") or "SIGTERM")
-    if sig in (9, stop_sig):
+    if sig in (SIGKILL, stop_sig):
         state = _mark_manual(root, cid)
         if state is None:
             raise ContainerError(f"Cannot kill container: {cid[:12]}: Container {cid} is not running")
@@ -697,7 +295,7 @@ def kill(root: Root, cid: str, sig: int) -> None:
         raise ContainerError(f"Cannot kill container: {cid[:12]}: Container {cid} is not running")
     if not signal_container(root, state, sig):
         raise ContainerError(f"Cannot kill container: {cid[:12]}: Container {cid} is not running")
-    if state["Paused"] and sig == 9:
+    if state["Paused"] and sig == SIGKILL:
         _freeze(root, cid, False)
 
 
@@ -741,7 +339,7 @@ def rename(root: Root, cid: str, new_name: str) -> None:
     name = new_name[1:] if new_name.startswith("/") else new_name
     if not name:
         raise ContainerError("Neither old nor new names may be empty")
-    if not _valid_container_name(name):
+    if not valid_container_name(name):
         raise ContainerError(f"Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     with root.lock(cid):
         config = root.read_config(cid)
@@ -770,7 +368,7 @@ def remove(root: Root, cid: str, *, force: bool, volumes: bool) -> None:
                                  "Stop the container before attempting removal or force remove")
         marked = _mark_manual(root, cid)
         if marked is not None and marked["Pid"]:
-            signal_container(root, marked, 9)
+            signal_container(root, marked, SIGKILL)
             if marked["Paused"]:
                 _freeze(root, cid, False)
             wait_exit(root, cid, marked["Pid"], marked["PidStart"], 10.0)
@@ -779,7 +377,7 @@ def remove(root: Root, cid: str, *, force: bool, volumes: bool) -> None:
         if state["Status"] in ACTIVE:
             sup = state.get("Supervisor") or {}
             if alive(sup.get("Pid", 0), sup.get("Start", 0)):
-                os.kill(sup["Pid"], 9)
+                os.kill(sup["Pid"], SIGKILL)
             state["Supervisor"] = {"Pid": 0, "Start": 0}
             state["Status"] = "removing"
         trash = remove_files(root, cid, volumes=volumes)
@@ -787,55 +385,18 @@ def remove(root: Root, cid: str, *, force: bool, volumes: bool) -> None:
     root.event("container", "destroy", cid)
 
 
-def purge(path: str) -> None:
-    """Delete a directory tree without following symlinks, best effort; any depth (a container
-    may make directories deeper than Python's recursion limit and paths longer than PATH_MAX)."""
-    from ..image.fstree import remove_tree
-
-    try:
-        remove_tree(path)
-    except OSError:
-        pass
-
-
-def remove_files(root: Root, cid: str, *, volumes: bool, cgroups: bool = True) -> str:
-    """Everything of a stopped container: name, cgroup, anonymous volumes (``volumes``); its
-    directory is renamed away and returned for :func:`purge` (the container is gone already)."""
-    from . import volumes as vol
-    from .cgroups import Cgroup
-
-    config = root.read_config(cid)
-    if cgroups:
-        Cgroup(cid).destroy()
-    root.release_name(config["Name"][1:], cid)
-    cdir = root.container_dir(cid)
-    # config.json goes first: a half-removed container is not listed any more.
-    os.unlink(os.path.join(cdir, "config.json"))
-    fault("rm:after-config-unlink")
-    trash = f"{root.containers}/.trash-{cid}"
-    os.rename(cdir, trash)
-    fault("rm:after-rename")
-    if volumes:
-        for m in config["Mounts"]:
-            if m["Type"] == "volume" and m.get("Anonymous"):
-                if not volumes_in_use(root, m["Name"]):
-                    try:
-                        vol.remove(root.path, m["Name"], [])
-                    except ContainerError:
-                        pass
-    return trash
-
-
-def volumes_in_use(root: Root, name: str) -> list[str]:
-    users = []
+def container_records(root: Root) -> list[tuple[dict, dict]]:
+    """(config, state) of every container, newest first, states reconciled."""
+    out = []
     for cid in root.container_ids():
         try:
             config = root.read_config(cid)
-        except ContainerError:
-            continue
-        if any(m["Type"] == "volume" and m.get("Name") == name for m in config["Mounts"]):
-            users.append(cid)
-    return users
+            state = reconcile(root, cid, root.read_state(cid))
+        except (ContainerError, ValueError):
+            continue  # being created or removed
+        out.append((config, state))
+    out.sort(key=lambda cs: cs[0]["Created"], reverse=True)
+    return out
 
 
 # -- inspect ------------------------------------------------------------------

@@ -46,6 +46,13 @@ def trace(label: str) -> None:
         os.close(fd)
 
 
+if os.environ.get("REFENGINE_FAULT"):
+    from ..faults import point as fault
+else:
+    def fault(name: str) -> None:
+        """A crash-test point (reference_runtime/faults.py); unarmed, that module is not even imported."""
+
+
 def rfc3339(ns: int | None = None) -> str:
     """RFC 3339 in UTC with nanoseconds: ``2026-11-27T19:53:18.378445300Z``."""
     ns = time.time_ns() if ns is None else ns

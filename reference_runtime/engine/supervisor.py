@@ -6,9 +6,9 @@ log, tees the output to an attached CLI, and applies the restart policy
 with docker's back-off. It exits when the container stops for good (after
 removing it for ``--rm``).
 
-The CLI that started it reads a status pipe: ``started PID``, then, when
-attached, ``exit CODE``; or ``error CODE MESSAGE`` when the command could
-not be executed. The container has PR_SET_PDEATHSIG=SIGKILL: if the
+The CLI that started it reads a status pipe (:mod:`.statuspipe`): ``started
+PID``, then, when attached, ``exit CODE``; or ``error CODE MESSAGE`` when
+the command could not be executed. The container has PR_SET_PDEATHSIG=SIGKILL: if the
 supervisor is killed, the container dies with it, and the next CLI call
 sees the dead supervisor (pid + start time) and records the truth.
 
@@ -25,10 +25,13 @@ import time
 
 import _signal
 
-from . import logs, process
+from . import logs, process, statuspipe
 from . import syscalls as sc
 from .cgroups import Cgroup
+from .plan import ContainerPlan, container_plan
+from .removal import purge, remove_files
 from .restart import next_delay, should_restart
+from .signals import SIGKILL
 from .state import Root, fault, process_start, rfc3339, trace
 
 
@@ -85,11 +88,12 @@ class Supervisor:
                 except OSError:
                     pass
 
-    def _notify(self, message: str) -> None:
+    def _notify(self, message: bytes) -> None:
+        """Send one :mod:`.statuspipe` message to the CLI that started us, if it still listens."""
         if self.status_fd < 0:
             return
         try:
-            os.write(self.status_fd, (message + "\n").encode())
+            os.write(self.status_fd, message)
         except OSError:
             self._close_status()
 
@@ -138,86 +142,110 @@ class Supervisor:
 
     # -- the life of the container -----------------------------------------
     def run(self) -> None:
+        """The phases of a supervisor's life, in order: become the supervisor, make the
+        cgroup, run the container until it stops for good (restarting it as its policy
+        says), tear down."""
+        self._become_supervisor()
+        config = self.root.read_config(self.cid)
+        cgroup = self._create_cgroup(config["HostConfig"])
+        try:
+            self._run_until_stopped(config, cgroup)
+        finally:
+            self._tear_down(cgroup)
+
+    def _become_supervisor(self) -> None:
         trace("supervisor: forked")
         self._detach_stdio()
         _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
         _signal.signal(_signal.SIGHUP, _signal.SIG_IGN)
         _signal.pthread_sigmask(_signal.SIG_BLOCK, [_signal.SIGUSR1])
         sc.set_process_name("refengine-sup")
-        from .runtime import container_plan
 
-        config = self.root.read_config(self.cid)
-        host = config["HostConfig"]
-        policy = host["RestartPolicy"]
+    def _create_cgroup(self, host: dict) -> Cgroup:
         cgroup = Cgroup(self.cid, memory=bool(host.get("Memory")), pids=bool(host.get("PidsLimit")))
         cgroup.create(host.get("Memory") or 0, host.get("MemorySwap") or 0, host.get("PidsLimit") or 0)
         self.cgroup_fd = cgroup.open_v2()
         trace("supervisor: cgroup created")
         fault("supervisor:after-cgroup")
+        return cgroup
+
+    def _run_until_stopped(self, config: dict, cgroup: Cgroup) -> None:
+        """Plan, start and monitor the container; record each exit; restart with back-off."""
+        host = config["HostConfig"]
         delay = 0.0
         first = True
-        try:
-            while True:
-                try:
-                    plan = container_plan(self.root, config, cgroup)
-                except Exception as exc:  # noqa: BLE001 - one line to the user, not a traceback
-                    self._start_failed(125, str(exc), first)
-                    return
-                started = time.time_ns()
-                result = self._start_and_monitor(plan, cgroup, started, first)
-                if result is None:
-                    return
-                code, oom = result
-                finished = max(time.time_ns(), started)
-                decision = {}
+        while True:
+            try:
+                plan = container_plan(self.root, config, cgroup)
+            except Exception as exc:  # noqa: BLE001 - one line to the user, not a traceback
+                self._start_failed(125, str(exc), first)
+                return
+            started = time.time_ns()
+            result = self._start_and_monitor(plan, cgroup, started, first)
+            if result is None:
+                return
+            code, oom = result
+            finished = max(time.time_ns(), started)
+            restart, gone = self._record_exit(host["RestartPolicy"], code, oom, finished)
+            if first:
+                gone = self._first_exit_reported(host, code, restart, gone)
+            first = False
+            if not restart:
+                if not gone and host.get("AutoRemove"):
+                    self._remove()
+                return
+            delay = next_delay(delay, ran_for=(finished - started) / 1e9)
+            if not self._wait_to_restart(delay):
+                return
 
-                def record(state: dict) -> None:
-                    restart = should_restart(policy["Name"], policy.get("MaximumRetryCount", 0),
-                                             restart_count=state["RestartCount"], exit_code=code,
-                                             manually_stopped=state["ManualStop"])
-                    decision["restart"] = restart
-                    state.update(Pid=0, PidStart=0, ExitCode=code, OOMKilled=oom, FinishedAt=rfc3339(finished),
-                                 Paused=False, Error="")
-                    if restart:
-                        state.update(Status="restarting", Running=True, Restarting=True,
-                                     RestartCount=state["RestartCount"] + 1)
-                    else:
-                        state.update(Status="exited", Running=False, Restarting=False)
+    def _record_exit(self, policy: dict, code: int, oom: bool, finished: int) -> tuple[bool, bool]:
+        """Write the exit into the state and decide on a restart: (restart, container gone)."""
+        decision = {}
 
-                gone = self._update(record) is None
-                trace("supervisor: exit recorded")
-                self.root.event("container", "die", self.cid, {"exitCode": str(code)})
-                restart = decision.get("restart", False) and not gone
-                if first:
-                    self._close_attach()
-                    if not restart and not gone and host.get("AutoRemove"):
-                        self._remove()
-                        gone = True
-                        trace("supervisor: removed (--rm)")
-                    self._notify(f"exit {code}")
-                    self._close_status()
-                first = False
-                if not restart:
-                    if not gone and host.get("AutoRemove"):
-                        self._remove()
-                    return
-                delay = next_delay(delay, ran_for=(finished - started) / 1e9)
-                _signal.sigtimedwait([_signal.SIGUSR1], delay)
-                state = self._update(lambda s: False)
-                if state is None or state["Status"] != "restarting" or state["ManualStop"]:
-                    return
-        finally:
-            cgroup.destroy()
-            if self.trash:
-                from .runtime import purge
+        def record(state: dict) -> None:
+            restart = should_restart(policy["Name"], policy.get("MaximumRetryCount", 0),
+                                     restart_count=state["RestartCount"], exit_code=code,
+                                     manually_stopped=state["ManualStop"])
+            decision["restart"] = restart
+            state.update(Pid=0, PidStart=0, ExitCode=code, OOMKilled=oom, FinishedAt=rfc3339(finished),
+                         Paused=False, Error="")
+            if restart:
+                state.update(Status="restarting", Running=True, Restarting=True,
+                             RestartCount=state["RestartCount"] + 1)
+            else:
+                state.update(Status="exited", Running=False, Restarting=False)
 
-                purge(self.trash)
-                self.root.event("container", "destroy", self.cid)
+        gone = self._update(record) is None
+        trace("supervisor: exit recorded")
+        self.root.event("container", "die", self.cid, {"exitCode": str(code)})
+        return decision.get("restart", False) and not gone, gone
+
+    def _first_exit_reported(self, host: dict, code: int, restart: bool, gone: bool) -> bool:
+        """The attached CLI's answer: ``--rm`` first (so the container is gone when the CLI
+        exits), then ``exit CODE``. Returns whether the container is gone."""
+        self._close_attach()
+        if not restart and not gone and host.get("AutoRemove"):
+            self._remove()
+            gone = True
+            trace("supervisor: removed (--rm)")
+        self._notify(statuspipe.exited(code))
+        self._close_status()
+        return gone
+
+    def _wait_to_restart(self, delay: float) -> bool:
+        """Sleep the back-off (``stop`` wakes us with SIGUSR1); whether to start again."""
+        _signal.sigtimedwait([_signal.SIGUSR1], delay)
+        state = self._update(lambda s: False)
+        return not (state is None or state["Status"] != "restarting" or state["ManualStop"])
+
+    def _tear_down(self, cgroup: Cgroup) -> None:
+        cgroup.destroy()
+        if self.trash:
+            purge(self.trash)
+            self.root.event("container", "destroy", self.cid)
 
     def _remove(self) -> None:
         """--rm: the container disappears now; its files are purged after the CLI is told."""
-        from .runtime import remove_files
-
         try:
             with self.root.lock(self.cid):
                 self.trash = remove_files(self.root, self.cid, volumes=True, cgroups=False)
@@ -236,23 +264,23 @@ class Supervisor:
         if config["HostConfig"].get("AutoRemove"):
             self._remove()
         self._close_attach()
-        self._notify(f"error {code} {message}")
+        self._notify(statuspipe.failed(code, message))
         self._close_status()
 
-    def _start_and_monitor(self, plan: dict, cgroup: Cgroup, started: int, first: bool) -> tuple[int, bool] | None:
+    def _start_and_monitor(self, plan: ContainerPlan, cgroup: Cgroup, started: int, first: bool) -> tuple[int, bool] | None:
         oom_before = cgroup.oom_kills()
         stdio, outputs, closing, console_sock = self._container_stdio(plan)
         x_r, x_w = os.pipe()
         trace("supervisor: clone")
-        plan["join_v2"] = self.cgroup_fd is None
+        plan.join_v2 = self.cgroup_fd is None
         if self.cgroup_fd is not None:
             try:
-                pid = sc.clone_into_cgroup(plan["clone_flags"], self.cgroup_fd)
+                pid = sc.clone_into_cgroup(plan.clone_flags, self.cgroup_fd)
             except OSError:  # no clone3 (Linux < 5.7): clone, then the child joins
-                plan["join_v2"] = True
-                pid = sc.clone(plan["clone_flags"])
+                plan.join_v2 = True
+                pid = sc.clone(plan.clone_flags)
         else:
-            pid = sc.clone(plan["clone_flags"])
+            pid = sc.clone(plan.clone_flags)
         if pid == 0:
             try:
                 for fd, source in enumerate(stdio):
@@ -273,7 +301,7 @@ class Supervisor:
                     terminal = console.receive_master(console_sock)
                     outputs = {terminal: "stdout"}  # docker logs a terminal's output as stdout
             except OSError as exc:
-                os.kill(pid, 9)
+                os.kill(pid, SIGKILL)
                 failure = (125, f"container setup failed: no terminal from the container: {exc}")
             console_sock.close()
         if failure:
@@ -298,21 +326,21 @@ class Supervisor:
         trace("supervisor: running recorded")
         self.root.event("container", "start", self.cid)
         if first:
-            self._notify(f"started {pid}")
+            self._notify(statuspipe.started(pid))
             if not self.attach:
                 self._close_status()
         if recorded is None:  # removed while starting
-            os.kill(pid, 9)
+            os.kill(pid, SIGKILL)
         return self._monitor(pid, outputs, cgroup, oom_before, terminal)
 
-    def _container_stdio(self, plan: dict) -> tuple[tuple[int, int, int], dict[int, str], list[int], object]:
+    def _container_stdio(self, plan: ContainerPlan) -> tuple[tuple[int, int, int], dict[int, str], list[int], object]:
         """The container's fds 0-2, what the supervisor reads (fd -> stream), the fds to
         close once the container is cloned, and, with ``-t``, the socket the terminal's
         master comes back on: it sits in all three slots until the terminal replaces it."""
-        if plan.get("tty"):
+        if plan.tty:
             from . import console  # only -t pays for its imports
 
-            plan["console_size"] = console.caller_size(self.out, self.stdin)
+            plan.console_size = console.caller_size(self.out, self.stdin)
             mine, theirs = console.socketpair()
             theirs_fd = theirs.detach()
             return (theirs_fd,) * 3, {}, [theirs_fd], mine

@@ -1,5 +1,5 @@
 """Volume and system commands: volume create|ls|inspect|rm|prune,
-system df|prune|info|events, version."""
+system df|prune|info|events|check, version."""
 
 from __future__ import annotations
 
@@ -10,23 +10,15 @@ import time
 
 from ..errors import ContainerError, RefError
 from . import volumes
+from .removal import volume_users
 from .flags import Parsed
 from .state import Root, rfc3339
 
 
-def dispatch(root: Root, p: Parsed) -> int:
-    root.ensure()
-    return _COMMANDS[p.command](root, p)
-
-
 def _print_format(template: str | None, docs: list[dict]) -> None:
-    if template:
-        from .format import render
+    from .format import documents
 
-        template = template.replace("\\t", "\t").replace("\\n", "\n")
-        sys.stdout.write("".join(render(template, d) + "\n" for d in docs))
-    else:
-        sys.stdout.write(json.dumps(docs, indent=4) + "\n")
+    sys.stdout.write(documents(template, docs))
 
 
 def _labels(items: list[str]) -> dict:
@@ -46,23 +38,12 @@ def cmd_volume_create(root: Root, p: Parsed) -> int:
     return 0
 
 
-def _volume_users(root: Root) -> dict[str, list[str]]:
-    from .commands import container_records
-
-    users: dict[str, list[str]] = {}
-    for config, _ in container_records(root):
-        for m in config["Mounts"]:
-            if m["Type"] == "volume":
-                users.setdefault(m["Name"], []).append(config["Id"])
-    return users
-
-
 def _volume_filter(root: Root, names: list[str], filters: list[str]) -> list[str]:
     users = None
     for f in filters:
         key, _, value = f.partition("=")
         if key == "dangling":
-            users = users if users is not None else _volume_users(root)
+            users = users if users is not None else volume_users(root)
             want = value.lower() in ("true", "1")
             names = [n for n in names if (n not in users) == want]
         elif key == "name":
@@ -110,7 +91,7 @@ def cmd_volume_inspect(root: Root, p: Parsed) -> int:
 
 
 def cmd_volume_rm(root: Root, p: Parsed) -> int:
-    users = _volume_users(root)
+    users = volume_users(root)
     failed = False
     for name in p.args:
         try:
@@ -138,7 +119,7 @@ def _dir_size(path: str) -> int:
 
 
 def prune_volumes(root: Root, all_volumes: bool, filters: list[str]) -> tuple[list[str], int]:
-    users = _volume_users(root)
+    users = volume_users(root)
     names = _volume_filter(root, volumes.names(root.path), [f for f in filters if not f.startswith("all")])
     removed, space = [], 0
     for name in names:
@@ -170,7 +151,7 @@ def cmd_system_prune(root: Root, p: Parsed) -> int:
 
     from ..image.store import ImageStore
     from . import runtime
-    from .commands import container_records
+    from .runtime import container_records
     from .format import human_size
 
     space = 0
@@ -202,7 +183,7 @@ def cmd_system_df(root: Root, p: Parsed) -> int:
     from pathlib import Path
 
     from ..image.store import ImageStore
-    from .commands import container_records
+    from .runtime import container_records
     from .format import format_rows, human_size
 
     images = ImageStore(Path(root.image)).images()
@@ -212,7 +193,7 @@ def cmd_system_df(root: Root, p: Parsed) -> int:
     image_reclaim = sum(i.size for i in images if i.id not in used_images)
     csizes = {c["Id"]: _dir_size(os.path.join(root.container_dir(c["Id"]), "upper")) for c, _ in records}
     active_c = sum(1 for _, s in records if s["Running"])
-    users = _volume_users(root)
+    users = volume_users(root)
     vnames = volumes.names(root.path)
     vsizes = {n: _dir_size(os.path.join(volumes.path_of(root.path, n), "_data")) for n in vnames}
 
@@ -241,8 +222,8 @@ def _info(root: Root) -> dict:
 
     from ..image.store import ImageStore
     from .cgroups import unified
-    from .cli import VERSION
-    from .commands import container_records
+    from .version import VERSION
+    from .runtime import container_records
 
     records = container_records(root)
     try:
@@ -316,8 +297,20 @@ def cmd_system_info(root: Root, p: Parsed) -> int:
     return 0
 
 
+def cmd_system_check(root: Root, p: Parsed) -> int:
+    """One line per problem (storecheck.py); 1 if any, or with --repair if any could not be repaired."""
+    from .storecheck import check
+
+    def report(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    left = check(root, repair=bool(p.opts.get("repair")), report=report)
+    return 1 if left else 0
+
+
 def cmd_version(root: Root, p: Parsed) -> int:
-    from .cli import API_VERSION, VERSION
+    from .version import API_VERSION, VERSION
 
     doc = {"Client": {"Version": VERSION, "ApiVersion": API_VERSION, "Os": "linux", "Arch": os.uname().machine},
            "Server": {"Version": VERSION, "ApiVersion": API_VERSION, "Os": "linux", "Arch": os.uname().machine,
@@ -402,11 +395,3 @@ def cmd_system_events(root: Root, p: Parsed) -> int:
         if f is None and os.path.exists(root.events):
             f = open(root.events, "rb")
         time.sleep(0.2)
-
-
-_COMMANDS = {
-    "volume create": cmd_volume_create, "volume ls": cmd_volume_ls, "volume inspect": cmd_volume_inspect,
-    "volume rm": cmd_volume_rm, "volume prune": cmd_volume_prune, "system df": cmd_system_df,
-    "system prune": cmd_system_prune, "system info": cmd_system_info, "system events": cmd_system_events,
-    "version": cmd_version,
-}

@@ -8,10 +8,11 @@ import os
 
 from ..errors import ContainerError
 from . import jsonio
-from .state import Lock, rfc3339
+from .state import Lock, fault, rfc3339
 
 
-def _valid_name(name: str) -> bool:
+def valid_name(name: str) -> bool:
+    """A local volume's name: ``[a-zA-Z0-9][a-zA-Z0-9_.-]*`` (docker's rule)."""
     ok = name and name[0].isalnum() and all(c.isalnum() or c in "_.-" for c in name)
     return bool(ok)
 
@@ -27,7 +28,7 @@ def exists(root: str, name: str) -> bool:
 def create(root: str, name: str, labels: dict | None = None, options: dict | None = None,
            anonymous: bool = False) -> dict:
     """Create ``name`` unless it exists (then return it, like docker's volume create)."""
-    if not _valid_name(name):
+    if not valid_name(name):
         raise ContainerError(f'create {name}: "{name}" includes invalid characters for a local volume name, '
                              f"only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed")
     vdir = path_of(root, name)
@@ -78,6 +79,7 @@ def remove(root: str, name: str, in_use_by: list[str]) -> None:
     vdir = path_of(root, name)
     # Unlink the metadata first: a half-removed volume is gone, never half-there.
     os.unlink(os.path.join(vdir, "volume.json"))
+    fault("volume-rm:after-meta")
     shutil.rmtree(vdir, ignore_errors=True)
 
 

@@ -20,7 +20,6 @@ from ..errors import StoreError
 
 ALGORITHM = "sha256"
 _DIGEST = re.compile(r"\Asha256:[0-9a-f]{64}\Z")
-_HEX = re.compile(r"\A[0-9a-f]{64}\Z")
 CHUNK = 1 << 20
 
 #: The OCI "empty JSON" descriptor's content (``{}``) and its well-known digest.
@@ -45,11 +44,6 @@ def digest_stream(stream: BinaryIO, sink: BinaryIO | None = None) -> tuple[str, 
     return "sha256:" + h.hexdigest(), size
 
 
-def is_digest(value: object) -> bool:
-    """True for a well-formed ``sha256:<64 lowercase hex>``."""
-    return isinstance(value, str) and bool(_DIGEST.match(value))
-
-
 def parse_digest(value: object, what: str = "digest") -> str:
     """*value* as a validated digest; raises :class:`StoreError` otherwise.
 
@@ -62,15 +56,6 @@ def parse_digest(value: object, what: str = "digest") -> str:
         if ":" in value and value.split(":", 1)[0] != ALGORITHM:
             raise StoreError(f"unsupported {what} algorithm: {value.split(':', 1)[0]!r} (only sha256)")
     raise StoreError(f"invalid {what}: {value!r}")
-
-
-def hex_of(digest: str) -> str:
-    """The hex part of a validated digest (for file names)."""
-    return parse_digest(digest)[len("sha256:"):]
-
-
-def is_hex64(value: str) -> bool:
-    return bool(_HEX.match(value))
 
 
 def chain_id(parent: str | None, diff_id: str) -> str:

@@ -103,3 +103,11 @@ class ImageUse:
 
     def __repr__(self) -> str:
         return f"ImageUse({self.container_id!r}, {self.running!r})"
+
+
+def go_arch() -> str:
+    """This machine's architecture as Go (and so OCI image configs) names it."""
+    import platform
+
+    m = platform.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(m, m)

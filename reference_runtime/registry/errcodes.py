@@ -5,7 +5,9 @@ is declared here once; handlers raise :class:`ApiError` with a descriptor and
 a detail, and the app's error middleware is the one place that turns it into
 the spec's body ``{"errors": [{"code", "message", "detail"}]}``.
 
->>> raise ApiError(DIGEST_INVALID, detail="sha256:abc is not a digest")
+>>> error = ApiError(DIGEST_INVALID, detail="sha256:abc is not a digest")
+>>> error.status, error.entries[0][0].code
+(400, 'DIGEST_INVALID')
 """
 from __future__ import annotations
 

@@ -93,31 +93,63 @@ def tagged_closure(storage: Storage, name: str) -> set[Digest]:
 
 def collect(storage: Storage, *, delete_untagged: bool = False, dry_run: bool = False, grace: float = 600.0,
             out=sys.stdout) -> Report:
-    start = time.time()
-    cutoff = start - grace - TIMESTAMP_SLACK
-    report = Report()
-    say = (lambda line: print(f"would {line}" if dry_run else line, file=out))
+    """One GC run, in the phases the module docstring describes, in order."""
+    run = _Run(storage, dry_run, time.time(), grace, out)
     repositories = storage.repositories()
+    removed = _delete_untagged_manifests(run, repositories) if delete_untagged else set()
+    marked, links = _mark(run, repositories, removed)
+    _sweep_blobs(run, marked, links)
+    if not dry_run:
+        with storage.exclusive_lock():
+            _prune_referrers(storage, repositories)
+    _purge_stale_uploads(run, repositories)
+    report = run.report
+    verb = "would delete" if dry_run else "deleted"
+    print(f"{report.marked} blobs marked, {verb} {len(report.blobs_deleted)} blobs and "
+          f"{len(report.manifests_deleted)} manifests, spared {len(report.blobs_spared)} recently used blobs",
+          file=out)
+    return report
 
+
+class _Run:
+    """What every phase of one run shares: the storage, the cutoff, the report, the output."""
+
+    def __init__(self, storage: Storage, dry_run: bool, start: float, grace: float, out):
+        self.storage, self.dry_run, self.start, self.out = storage, dry_run, start, out
+        self.cutoff = start - grace - TIMESTAMP_SLACK
+        self.report = Report()
+
+    def say(self, line: str) -> None:
+        print(f"would {line}" if self.dry_run else line, file=self.out)
+
+
+def _delete_untagged_manifests(run: _Run, repositories: list[str]) -> set[tuple[str, Digest]]:
+    """``--delete-untagged``: manifests no tag reaches, older than the cutoff, under the lock."""
+    storage = run.storage
     removed: set[tuple[str, Digest]] = set()
-    if delete_untagged:
-        for name in repositories:
-            keep = tagged_closure(storage, name)
-            candidates = [d for d in storage.revisions(name) if d not in keep]
-            if not candidates:
-                continue
-            with storage.exclusive_lock():
-                tagged_now = {d for t in storage.list_tags(name) or [] if (d := storage.resolve_tag(name, t))}
-                for digest in candidates:
-                    mtime = storage.blob_mtime(digest)
-                    if digest in tagged_now or (mtime is not None and mtime >= cutoff):
-                        continue
-                    say(f"delete manifest {name}@{digest}")
-                    removed.add((name, digest))
-                    report.manifests_deleted.append((name, digest))
-                    if not dry_run:
-                        storage.remove_revision(name, digest)
+    for name in repositories:
+        keep = tagged_closure(storage, name)
+        candidates = [d for d in storage.revisions(name) if d not in keep]
+        if not candidates:
+            continue
+        with storage.exclusive_lock():
+            tagged_now = {d for t in storage.list_tags(name) or [] if (d := storage.resolve_tag(name, t))}
+            for digest in candidates:
+                mtime = storage.blob_mtime(digest)
+                if digest in tagged_now or (mtime is not None and mtime >= run.cutoff):
+                    continue
+                run.say(f"delete manifest {name}@{digest}")
+                removed.add((name, digest))
+                run.report.manifests_deleted.append((name, digest))
+                if not run.dry_run:
+                    storage.remove_revision(name, digest)
+    return removed
 
+
+def _mark(run: _Run, repositories: list[str], removed: set[tuple[str, Digest]]
+          ) -> tuple[set[Digest], dict[Digest, list[str]]]:
+    """The kept manifests and every blob they name; and which repositories link each blob."""
+    storage = run.storage
     marked: set[Digest] = set()
     links: dict[Digest, list[str]] = {}
     for name in repositories:
@@ -136,8 +168,13 @@ def collect(storage: Storage, *, delete_untagged: bool = False, dry_run: bool = 
                 raise RegistryError(f"cannot parse manifest {name}@{digest}; refusing to collect") from None
         for digest in storage.layer_links(name):
             links.setdefault(digest, []).append(name)
-    report.marked = len(marked)
+    run.report.marked = len(marked)
+    return marked, links
 
+
+def _sweep_blobs(run: _Run, marked: set[Digest], links: dict[Digest, list[str]]) -> None:
+    """Delete unmarked blobs older than the cutoff, a batch per hold of the exclusive lock."""
+    storage = run.storage
     candidates = [d for d in storage.all_blobs() if d not in marked]
     for i in range(0, len(candidates), BATCH):
         with storage.exclusive_lock():
@@ -145,31 +182,25 @@ def collect(storage: Storage, *, delete_untagged: bool = False, dry_run: bool = 
                 mtime = storage.blob_mtime(digest)
                 if mtime is None:
                     continue
-                if mtime >= cutoff:
-                    report.blobs_spared.append(digest)
+                if mtime >= run.cutoff:
+                    run.report.blobs_spared.append(digest)
                     continue
-                say(f"delete blob {digest}")
-                report.blobs_deleted.append(digest)
-                if not dry_run:
+                run.say(f"delete blob {digest}")
+                run.report.blobs_deleted.append(digest)
+                if not run.dry_run:
                     for name in links.get(digest, []):
                         storage.unlink_blob(name, digest)
                     storage.delete_blob_data(digest)
-    if not dry_run:
-        with storage.exclusive_lock():
-            _prune_referrers(storage, repositories)
 
+
+def _purge_stale_uploads(run: _Run, repositories: list[str]) -> None:
+    """Upload sessions idle for :data:`UPLOAD_MAX_AGE` (distribution's upload purging)."""
     for name in repositories:
-        for uuid in storage.stale_uploads(name, start - UPLOAD_MAX_AGE):
-            say(f"delete upload {name} {uuid}")
-            report.uploads_deleted.append((name, uuid))
-            if not dry_run:
-                shutil.rmtree(storage.layout.upload_dir(name, uuid), ignore_errors=True)
-
-    verb = "would delete" if dry_run else "deleted"
-    print(f"{report.marked} blobs marked, {verb} {len(report.blobs_deleted)} blobs and "
-          f"{len(report.manifests_deleted)} manifests, spared {len(report.blobs_spared)} recently used blobs",
-          file=out)
-    return report
+        for uuid in run.storage.stale_uploads(name, run.start - UPLOAD_MAX_AGE):
+            run.say(f"delete upload {name} {uuid}")
+            run.report.uploads_deleted.append((name, uuid))
+            if not run.dry_run:
+                shutil.rmtree(run.storage.layout.upload_dir(name, uuid), ignore_errors=True)
 
 
 def _prune_referrers(storage: Storage, repositories: list[str]) -> None:

@@ -341,9 +341,6 @@ class Storage:
                 found.append(digest)
         return found
 
-    def manifest_size(self, digest: Digest) -> int:
-        return os.stat(self.layout.blob_data(digest)).st_size
-
     # -- repositories -----------------------------------------------------
     def repositories(self) -> list[str]:
         """Every repository name, sorted lexically."""

@@ -20,8 +20,8 @@ import pytest
 from conformance.cachecheck import BuildObservation, SavedImage, observe, read_saved_image, verdict
 from conformance.engine import CommandResult
 from conformance.strategies_build import PROOF_DIR, PROOF_PREFIX, proof_command
+from conformance.suite_support import BUILD_LABEL, DOCS, normal_id, remove_built_images
 
-DOCS = "https://docs.docker.com"
 CACHE = f"{DOCS}/build/cache/"
 CACHE_RULES = f"{DOCS}/build/cache/invalidation/"
 DOCKERFILE = f"{DOCS}/reference/dockerfile/"
@@ -31,7 +31,6 @@ DOCKERIGNORE = f"{DOCKERFILE}#dockerignore-file"
 COPY = f"{DOCKERFILE}#copy"
 MULTISTAGE = f"{DOCS}/build/building/multi-stage/"
 
-BUILD_LABEL = "io.conformance.build"
 BUILD_TIMEOUT = 300.0
 _PROOF_RE = re.compile(rf"/{PROOF_DIR}/{re.escape(PROOF_PREFIX)}(\S+)")
 
@@ -147,20 +146,7 @@ class Builds:
 
     def cleanup(self) -> list[str]:
         """Remove every image these builds left (tagged, dangling, intermediate)."""
-        engine = self.engine
-        remaining: list[str] = []
-        for _ in range(6):  # children first: an image with children cannot go before them
-            listed = engine.cli("images", "-a", "-q", "--no-trunc", "--filter", f"label={BUILD_LABEL}={self.nonce}",
-                                timeout=60)
-            remaining = sorted(set(listed.stdout.split())) if listed.ok else []
-            if not remaining:
-                return []
-            engine.cli("rmi", "-f", *remaining, timeout=120)
-        return remaining
-
-
-def normal_id(image_id: str) -> str:
-    return image_id if image_id.startswith("sha256:") else f"sha256:{image_id}"
+        return remove_built_images(self.engine, self.nonce)
 
 
 def final_stage_steps(dockerfile: str) -> list[str]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-DOCS = "https://docs.docker.com/reference/cli/docker"
+from conformance.suite_support import CLI_DOCS as DOCS
+from conformance.suite_support import ENGINE_DOCS
+
 EXEC = f"{DOCS}/container/exec/"
 #: docker-container-exec(1), the man page docker.io 20.10 ships: exec's exit statuses (docs.docker.com has none).
 EXEC_EXIT_STATUS = "https://github.com/docker/cli/blob/v20.10.24/man/src/container/exec.md#exit-status"
@@ -29,7 +31,6 @@ VOLUME_RM = f"{DOCS}/volume/rm/"
 RUN = f"{DOCS}/container/run/"
 RUN_EXIT_STATUS = f"{RUN}#exit-status"
 FORMAT = "https://docs.docker.com/engine/cli/formatting/"
-ENGINE_DOCS = "https://docs.docker.com/engine"
 TMPFS = f"{ENGINE_DOCS}/storage/tmpfs/"
 BIND_MOUNTS = f"{ENGINE_DOCS}/storage/bind-mounts/"
 VOLUMES = f"{ENGINE_DOCS}/storage/volumes/"

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from .conftest import EXEC, KILL, PAUSE, PORT, RENAME, STOP, TOP, UNPAUSE, WAIT
+from .conftest import KILL, PAUSE, PORT, RENAME, STOP, TOP, UNPAUSE, WAIT
 
 #: The Engine API's container state: "paused containers are both Running and Paused".
 STATE = "https://docs.docker.com/reference/api/engine/version/v1.41/#tag/Container/operation/ContainerInspect"
@@ -23,6 +23,21 @@ TOP_COLUMNS = ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
 def log_lines(engine, name: str) -> int:
     result = engine.cli("logs", name, check=True)
     return len(result.stdout.splitlines())
+
+
+def frozen_log_length(engine, name: str, reads: int = 5, timeout: float = 30) -> int:
+    """The log's length once it has stayed the same for ``reads`` reads 0.3 s
+    apart (more than the counter's 0.1 s step): a line written just before the
+    freeze may still be on its way to the log, the more so on a loaded machine."""
+    deadline = time.monotonic() + timeout
+    last, same = log_lines(engine, name), 1
+    while same < reads:
+        assert time.monotonic() < deadline, \
+            f"{engine.name}: the paused counter's log still grew after {timeout:.0f}s (now {last} lines)"
+        time.sleep(0.3)
+        now = log_lines(engine, name)
+        last, same = now, (same + 1 if now == last else 1)
+    return last
 
 
 def started_counter(engine, image) -> str:
@@ -44,15 +59,16 @@ def test_pause_stops_progress_and_unpause_resumes_it(engine, image):
     paused = engine.cli("pause", name)
     assert paused.ok, str(paused)
     assert paused.stdout == f"{name}\n", f"{engine.name}: pause printed {paused.stdout!r}; docker prints the name"
-    time.sleep(0.5)  # a line written just before the freeze may still be on its way to the log
-    frozen_at = log_lines(engine, name)
-    time.sleep(1.5)  # fifteen lines' worth of time
+    state = engine.state(name)
+    assert state["Paused"] is True, f"{engine.name}: State.Paused after pause: {state}"
+    frozen_at = frozen_log_length(engine, name)
+    time.sleep(1.5)  # fifteen lines' worth of time: a running counter would have grown
     after = log_lines(engine, name)
     assert after == frozen_at, f"{engine.name}: the paused counter went on from {frozen_at} to {after} lines"
     resumed = engine.cli("unpause", name)
     assert resumed.ok, str(resumed)
     assert resumed.stdout == f"{name}\n", f"{engine.name}: unpause printed {resumed.stdout!r}; docker prints the name"
-    engine.wait_for(lambda: log_lines(engine, name) >= after + 3, timeout=10,
+    engine.wait_for(lambda: log_lines(engine, name) >= after + 3, timeout=30,
                     what=f"{name} to count again after unpause")
     state = engine.state(name)
     assert state["Status"] == "running" and state["Paused"] is False, f"{engine.name}: after unpause: {state}"
@@ -75,25 +91,7 @@ def test_paused_container_is_both_running_and_paused(engine, image):
 
 
 @pytest.mark.requires("pause")
-@pytest.mark.spec(EXEC, "exec into a paused container fails: \"Container NAME is paused, unpause the container "
-                        "before exec\", exit status 1")
-def test_exec_into_a_paused_container_is_refused(engine, image):
-    name = engine.create([image, "sleep", "1000"])
-    engine.cli("start", name, check=True)
-    engine.wait_running(name)
-    engine.cli("pause", name, check=True)
-    result = engine.cli("exec", name, "true", timeout=30)
-    assert result.returncode == 1, \
-        f"{engine.name}: exec into a paused container exited {result.returncode}; docker documents 1\n{result}"
-    expected = f"Container {name} is paused, unpause the container before exec"
-    assert expected in result.stderr, \
-        f"{engine.name}: exec into a paused container said {result.stderr.strip()!r}; docker documents {expected!r}"
-    engine.cli("unpause", name, check=True)
-    assert engine.cli("exec", name, "true", timeout=30).ok, f"{engine.name}: exec refused after unpause"
-
-
-@pytest.mark.requires("pause")
-@pytest.mark.spec(PAUSE, "pause of a container that is already paused is an error (exit status 1); it stays paused")
+@pytest.mark.spec(PAUSE, "pause of a container that is already paused is an error (docker 20.10 exits 1: observed; the reference documents no status); it stays paused")
 def test_pause_of_a_paused_container_is_an_error(engine, image):
     name = engine.create([image, "sleep", "1000"])
     engine.cli("start", name, check=True)
@@ -109,7 +107,7 @@ def test_pause_of_a_paused_container_is_an_error(engine, image):
 
 
 @pytest.mark.requires("pause")
-@pytest.mark.spec(UNPAUSE, "unpause of a container that is not paused is an error (exit status 1); it keeps running")
+@pytest.mark.spec(UNPAUSE, "unpause of a container that is not paused is an error (docker 20.10 exits 1: observed; the reference documents no status); it keeps running")
 def test_unpause_of_a_running_container_is_an_error(engine, image):
     name = engine.create([image, "sleep", "1000"])
     engine.cli("start", name, check=True)
@@ -147,7 +145,7 @@ def test_rename_gives_the_container_its_new_name(engine, image):
     engine.create([image, "true"], name=old)
 
 
-@pytest.mark.spec(RENAME, "renaming to a name another container has fails (exit status 1); both keep their names")
+@pytest.mark.spec(RENAME, "renaming to a name another container has fails (docker 20.10 exits 1: observed; the reference documents no status); both keep their names")
 def test_rename_to_a_taken_name_fails(engine, image):
     first = engine.create([image, "true"])
     second = engine.create([image, "true"])
@@ -179,14 +177,15 @@ def top_table(output: str) -> tuple[list[str], list[dict[str, str]]]:
     return names, rows
 
 
-@pytest.mark.spec(TOP, "docker top lists the container's processes as ps -ef does: UID PID PPID C STIME TTY TIME CMD, "
-                       "host PIDs, the full command line")
+@pytest.mark.spec(TOP, "docker top lists the container's processes (ps options default to -ef): the columns "
+                       "UID PID PPID C STIME TTY TIME CMD, host PIDs and the full command line are observed with "
+                       "docker 20.10 (the reference documents no columns)")
 def test_top_lists_the_containers_processes(engine, image):
     name = engine.create([image, "sh", "-c", "sleep 1001 & exec sleep 1002"])
     engine.cli("start", name, check=True)
     pid = engine.wait_running(name)["Pid"]
 
-    deadline = time.monotonic() + 10  # until the shell has forked and exec'd
+    deadline = time.monotonic() + 30  # until the shell has forked and exec'd (slow on a loaded machine)
     while True:
         result = engine.cli("top", name, check=True)
         names, rows = top_table(result.stdout)
@@ -221,7 +220,7 @@ def test_top_of_a_paused_container_lists_its_processes(engine, image):
     engine.cli("unpause", name, check=True)
 
 
-@pytest.mark.spec(TOP, "docker top of a container that is not running is an error (exit status 1)")
+@pytest.mark.spec(TOP, "docker top of a container that is not running is an error (docker 20.10 exits 1: observed; the reference documents no status)")
 def test_top_of_a_stopped_container_is_an_error(engine, image):
     name = engine.create([image, "true"])
     result = engine.cli("top", name)
@@ -247,7 +246,7 @@ def test_port_lists_nothing_without_published_ports(engine, image):
 
 
 @pytest.mark.spec(PORT, "docker port NAME PORT/PROTO of a port not published: \"Error: No public port "
-                        "'PORT/PROTO' published for NAME\" (exit status 1)")
+                        "'PORT/PROTO' published for NAME\" (docker 20.10 exits 1: observed; the reference documents no status)")
 def test_port_of_an_unpublished_port_is_an_error(engine, image):
     name = engine.create([image, "sleep", "1000"])
     engine.cli("start", name, check=True)
@@ -282,7 +281,7 @@ def test_wait_prints_each_status_in_argument_order(engine, image):
 
 
 @pytest.mark.spec(WAIT, "docker wait with a missing container prints the others' exit codes, reports the missing one "
-                        "on stderr and exits 1")
+                        "on stderr and docker 20.10 exits 1 (observed; the reference documents no status)")
 def test_wait_with_a_missing_container(engine, image):
     first, second = (engine.create([image, "sh", "-c", f"exit {code}"]) for code in (3, 5))
     for name in (first, second):
@@ -306,34 +305,36 @@ def two_running(engine, image) -> tuple[str, str]:
 
 
 @pytest.mark.spec(STOP, "docker stop of several containers with one missing stops the others, prints each stopped "
-                        "name, reports the missing one on stderr and exits 1")
+                        "name, reports the missing one on stderr and docker 20.10 exits 1 (observed; the reference documents no status)")
 def test_stop_of_several_with_one_missing(engine, image):
     first, second = two_running(engine, image)
     missing = engine.new_name(track=False)
     result = engine.cli("stop", "-t", "1", first, missing, second, timeout=60)
+    # the effects first, so that a deviating exit status cannot hide them
+    for name in (first, second):
+        state = engine.state(name)
+        assert state["Status"] == "exited", f"{engine.name}: {name} is {state['Status']} after stop\n{result}"
     assert result.returncode == 1, \
         f"{engine.name}: stop with a missing container exited {result.returncode}; docker exits 1\n{result}"
     assert result.stdout.splitlines() == [first, second], f"{engine.name}: stop printed {result.stdout!r}"
     assert missing in result.stderr and re.search(r"(?i)no such container", result.stderr), \
         f"{engine.name}: stop did not report the missing container: {result.stderr.strip()!r}"
-    for name in (first, second):
-        state = engine.state(name)
-        assert state["Status"] == "exited", f"{engine.name}: {name} is {state['Status']} after stop"
 
 
 @pytest.mark.spec(KILL, "docker kill of several containers with one missing kills the others, prints each killed "
-                        "name, reports the missing one on stderr and exits 1")
+                        "name, reports the missing one on stderr and docker 20.10 exits 1 (observed; the reference documents no status)")
 def test_kill_of_several_with_one_missing(engine, image):
     first, second = two_running(engine, image)
     missing = engine.new_name(track=False)
     result = engine.cli("kill", first, missing, second, timeout=60)
+    # the effects first, so that a deviating exit status cannot hide them
+    for name in (first, second):
+        state = engine.wait_for(lambda n=name: (s := engine.state(n))["Status"] == "exited" and s, timeout=30,
+                                what=f"{name} to exit after kill")
+        assert state["ExitCode"] == 137, \
+            f"{engine.name}: {name} exited {state['ExitCode']} after kill; SIGKILL gives 137"
     assert result.returncode == 1, \
         f"{engine.name}: kill with a missing container exited {result.returncode}; docker exits 1\n{result}"
     assert result.stdout.splitlines() == [first, second], f"{engine.name}: kill printed {result.stdout!r}"
     assert missing in result.stderr and re.search(r"(?i)no such container", result.stderr), \
         f"{engine.name}: kill did not report the missing container: {result.stderr.strip()!r}"
-    for name in (first, second):
-        state = engine.wait_for(lambda n=name: (s := engine.state(n))["Status"] == "exited" and s, timeout=10,
-                                what=f"{name} to exit after kill")
-        assert state["ExitCode"] == 137, \
-            f"{engine.name}: {name} exited {state['ExitCode']} after kill; SIGKILL gives 137"

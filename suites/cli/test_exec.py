@@ -9,8 +9,8 @@ exits is exec's status; a command that cannot be invoked is 126 (as for
 although docker-container-exec(1) documents 127: a known deviation of docker
 (which also prints that error on stdout, not stderr: no document says which).
 An exec the daemon refuses (container created, exited, paused, or missing)
-exits 1 with a message naming the container, as the paused example of the exec
-reference shows.
+exits 1 with a message naming the container: the status is observed with docker
+20.10.24 (the exec reference shows the paused message, but no status).
 """
 
 from __future__ import annotations
@@ -139,19 +139,21 @@ def test_interactive_reads_stdin(engine, running):
 
 @pytest.mark.spec(EXEC, "--detach/-d: run the command in the background (docker exec -d mycontainer touch /tmp/execWorks)")
 def test_detach_returns_at_once_and_the_command_runs(engine, running):
-    started = time.monotonic()
-    result = engine.cli("exec", "-d", running, "sh", "-c", "sleep 3; echo done > /tmp/detached")
-    took = time.monotonic() - started
+    # The detached command waits for a file this check creates only after exec -d
+    # has returned: an exec -d that waited for its command would never return
+    # (the call's timeout), and no wall-clock bound is needed on a loaded machine.
+    script = "while [ ! -e /tmp/go ]; do sleep 0.1; done; echo done > /tmp/detached"
+    result = engine.cli("exec", "-d", running, "sh", "-c", script, timeout=60)
     assert result.returncode == 0, f"{engine.name}: exec -d failed\n{result}"
-    assert took < 2.5, f"{engine.name}: exec -d took {took:.1f}s; it must not wait for the 3 s command\n{result}"
     early = engine.cli("exec", running, "cat", "/tmp/detached")
-    assert early.returncode != 0, f"{engine.name}: the detached command finished before its sleep: {early}"
+    assert early.returncode != 0, f"{engine.name}: the detached command finished before it was released: {early}"
+    engine.cli("exec", running, "touch", "/tmp/go", check=True)
 
     def written():
         probe = engine.cli("exec", running, "cat", "/tmp/detached")
         return probe.ok and probe.stdout == "done\n"
 
-    engine.wait_for(written, timeout=20, interval=0.5, what="the detached exec to write /tmp/detached")
+    engine.wait_for(written, timeout=30, interval=0.5, what="the released detached exec to write /tmp/detached")
 
 
 def _not_running_message_names(engine, name: str, stderr: str) -> bool:
@@ -160,7 +162,7 @@ def _not_running_message_names(engine, name: str, stderr: str) -> bool:
     return name in stderr or cid in stderr
 
 
-@pytest.mark.spec(EXEC, "the command runs only in a running container; an exec the daemon refuses exits 1 "
+@pytest.mark.spec(EXEC, "the command runs only in a running container; an exec the daemon refuses: docker 20.10 exits 1 (observed; the reference documents no status), "
                   "with an error naming the container (the documented paused case)")
 @pytest.mark.parametrize("how", ["created", "exited"])
 def test_exec_in_a_stopped_container_fails_with_1(engine, image, how):
@@ -179,7 +181,7 @@ def test_exec_in_a_stopped_container_fails_with_1(engine, image, how):
 @pytest.mark.requires("pause")
 @pytest.mark.spec(EXEC, "If the container is paused, then the docker exec command fails with an error: "
                   "Error response from daemon: Container mycontainer is paused, unpause the container before exec; "
-                  "exit status 1")
+                  "docker 20.10 exits 1 (observed; the reference documents no status)")
 def test_exec_in_a_paused_container_fails_with_1(engine, running):
     engine.cli("pause", running, check=True)
     try:
@@ -187,14 +189,15 @@ def test_exec_in_a_paused_container_fails_with_1(engine, running):
     finally:
         engine.cli("unpause", running)
     assert result.returncode == 1, (
-        f"{engine.name}: exec into a paused container exited {result.returncode}; docker documents 1\n{result}")
-    assert running in result.stderr and "paused" in result.stderr, (
-        f"{engine.name}: the error does not say that container {running} is paused\n{result}")
+        f"{engine.name}: exec into a paused container exited {result.returncode}; docker 20.10 exits 1\n{result}")
+    expected = f"Container {running} is paused, unpause the container before exec"
+    assert expected in result.stderr, (
+        f"{engine.name}: exec into a paused container said {result.stderr.strip()!r}; docker documents {expected!r}")
     ran = engine.cli("exec", running, "test", "-e", "/tmp/ran")
     assert ran.returncode == 1, f"{engine.name}: the refused command ran after unpause (it must not wait)\n{ran}"
 
 
-@pytest.mark.spec(EXEC, "exec needs an existing container: a missing one is an error (exit 1) naming it")
+@pytest.mark.spec(EXEC, "exec needs an existing container: a missing one is an error (docker 20.10 exits 1: observed; the reference documents no status) naming it")
 def test_exec_in_a_missing_container_fails_with_1(engine):
     missing = engine.new_name(track=False)
     result = engine.cli("exec", missing, "true")

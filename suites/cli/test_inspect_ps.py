@@ -10,6 +10,7 @@ the check, so containers of parallel checks and runs never show up.
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
@@ -198,9 +199,12 @@ def test_ps_quiet_and_all(engine, image):
 @pytest.mark.spec(PS_FILTER, "the name filter matches all or part of a container's name")
 def test_ps_filter_name(engine, image):
     group = Group(engine)
-    base = engine.new_name()
-    alpha, _ = group.create([image], name=f"{base}-alpha")
-    beta, _ = group.create([image], name=f"{base}-beta")
+    # names from new_name (tracked, removed after the check) whose kinds share a
+    # part no other name of the group has: "cft-RUN-nf"
+    alpha, _ = group.create([image], name=engine.new_name("nfalpha"))
+    beta, _ = group.create([image], name=engine.new_name("nfbeta"))
+    base = os.path.commonprefix([alpha, beta])
+    assert base.endswith("-nf"), f"unexpected names {alpha}, {beta}"
     one = group.ps("-a", "--filter", f"name={alpha}", "--format", "{{.Names}}")
     assert one == [alpha], f"{engine.name}: name={alpha} listed {one}"
     both = group.ps("-a", "--filter", f"name={base}", "--format", "{{.Names}}")

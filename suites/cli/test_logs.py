@@ -6,8 +6,11 @@ running container to its end, and a missing container.
 Timed checks use a container that prints one line, sleeps 2 s, prints a
 second, sleeps 2 s, prints a third; the cut-offs are taken from the
 container's own StartedAt, one second after a line, so each bound has a
-second of margin on either side (less the engine's own latency for
-relative durations).
+second of margin on either side. Relative durations also carry the engine's
+latency between our clock and its cut, so their container spaces the lines
+5 s apart and cuts at the midpoints (2.5 s of margin, for a loaded machine).
+``-f`` is checked with a container that waits for a file before each later
+line: the check releases each line only after the previous one arrived.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ pytestmark = pytest.mark.spec(LOGS, "docker logs fetches the logs of a container
 #: Three lines two seconds apart: "one" at StartedAt, "two" at +2 s, "three" at +4 s.
 SPACED = "echo one; sleep 2; echo two; sleep 2; echo three"
 
+#: The same three lines five seconds apart, for relative cut-offs.
+WIDE = "echo one; sleep 5; echo two; sleep 5; echo three"
+
 #: docker's RFC3339Nano with the fraction padded to nine digits, then one space.
 STAMPED = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{9})Z (.*)")
 
@@ -45,10 +51,10 @@ def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _spaced_container(engine, image) -> tuple[str, datetime]:
-    """Run :data:`SPACED` to its end; its name and StartedAt."""
+def _spaced_container(engine, image, script: str = SPACED) -> tuple[str, datetime]:
+    """Run :data:`SPACED` (or ``script``) to its end; its name and StartedAt."""
     name = engine.new_name()
-    result = engine.cli("run", "--name", name, "--label", engine.label, image, "sh", "-c", SPACED, timeout=60)
+    result = engine.cli("run", "--name", name, "--label", engine.label, image, "sh", "-c", script, timeout=90)
     assert result.returncode == 0 and result.stdout == "one\ntwo\nthree\n", f"{engine.name}: the container did not run\n{result}"
     return name, _parse_time(engine.state(name)["StartedAt"])
 
@@ -132,7 +138,7 @@ def test_since_unix_timestamp(engine, image):
 
 @pytest.mark.spec(LOGS, "--since/--until: relative (e.g. 42m for 42 minutes), a Go duration string")
 def test_since_and_until_relative(engine, image):
-    name, started = _spaced_container(engine, image)
+    name, started = _spaced_container(engine, image, WIDE)  # lines at +0, +5, +10 s
 
     def ago(offset: float) -> str:
         """A whole-second duration back to StartedAt + offset: wait for the next
@@ -141,7 +147,7 @@ def test_since_and_until_relative(engine, image):
         time.sleep(math.ceil(behind) - behind)
         return f"{math.ceil(behind)}s"
 
-    for flag, offset, expected in [("--since", 1, "two\nthree\n"), ("--until", 3, "one\ntwo\n")]:
+    for flag, offset, expected in [("--since", 2.5, "two\nthree\n"), ("--until", 7.5, "one\ntwo\n")]:
         value = ago(offset)
         result = _logs(engine, name, flag, value)
         assert (result.returncode, result.stdout) == (0, expected), (
@@ -169,7 +175,9 @@ def test_timestamps_are_rfc3339_nano(engine, image):
         f"{engine.name}: stamps {[_rfc3339(s) for s in stamps]} are outside the run "
         f"{_rfc3339(started)}..{_rfc3339(finished)}")
     gaps = [(b - a).total_seconds() for a, b in zip(stamps, stamps[1:])]
-    assert all(1.5 <= g <= 3.5 for g in gaps), f"{engine.name}: the lines were printed 2 s apart; stamps differ by {gaps}"
+    # at least the 2 s sleep less a second of slack; no upper bound: a loaded
+    # machine may stretch a sleep, and the run's bounds above already hold them
+    assert all(g >= 1.0 for g in gaps), f"{engine.name}: the lines were printed 2 s apart; stamps differ by {gaps}"
 
 
 def _reader(stream, name: str, out: queue.Queue) -> threading.Thread:
@@ -183,48 +191,64 @@ def _reader(stream, name: str, out: queue.Queue) -> threading.Thread:
     return thread
 
 
+#: Prints "first", then "second" on stderr once /tmp/go1 exists, then "third" once /tmp/go2 exists.
+GATED = ("echo first; until [ -e /tmp/go1 ]; do sleep 0.1; done; echo second >&2; "
+         "until [ -e /tmp/go2 ]; do sleep 0.1; done; echo third")
+
+
 @pytest.mark.spec(LOGS, "docker logs --follow continues streaming the new output from the container's STDOUT and "
                   "STDERR (and ends when the container exits)")
 def test_follow_streams_while_running_and_ends_with_the_container(engine, image):
     name = engine.new_name()
-    engine.cli("run", "-d", "--name", name, "--label", engine.label, image, "sh", "-c",
-               "echo first; sleep 2; echo second >&2; sleep 2; echo third", check=True)
+    engine.cli("run", "-d", "--name", name, "--label", engine.label, image, "sh", "-c", GATED, check=True)
     proc = engine.popen("logs", "-f", name, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                         text=True)
-    seen: list[tuple[float, str, str]] = []
+    seen: list[tuple[str, str]] = []
     try:
         lines: queue.Queue = queue.Queue()
         _reader(proc.stdout, "stdout", lines)
         _reader(proc.stderr, "stderr", lines)
-        deadline = time.monotonic() + 30
         open_streams = 2
-        running_at_first = None
-        while open_streams and time.monotonic() < deadline:
-            try:
-                at, stream, line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if line is None:
-                open_streams -= 1
-                continue
-            seen.append((at, stream, line))
-            if running_at_first is None:
-                running_at_first = engine.state(name)["Running"]
-        assert not open_streams, f"{engine.name}: logs -f still open 30 s after start; seen {seen}"
-        status = proc.wait(timeout=10)
+
+        def next_line(what: str) -> tuple[str, str] | None:
+            """The next line of either stream within 30 s; None once both closed."""
+            nonlocal open_streams
+            deadline = time.monotonic() + 30
+            while open_streams:
+                try:
+                    _, stream, line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+                except queue.Empty:
+                    raise AssertionError(f"{engine.name}: logs -f gave no line within 30 s while waiting for "
+                                         f"{what}; seen {seen}") from None
+                if line is None:
+                    open_streams -= 1
+                    continue
+                seen.append((stream, line))
+                return stream, line
+            return None
+
+        # Each later line is released only after the one before it came out of
+        # logs -f: lines that arrive so were streamed, not read at the end.
+        for expected, release in [(("stdout", "first\n"), "/tmp/go1"), (("stderr", "second\n"), "/tmp/go2")]:
+            got = next_line(repr(expected[1]))
+            assert got == expected, f"{engine.name}: logs -f printed {seen}; expected {expected} next"
+            state = engine.state(name)
+            assert state["Running"] is True, \
+                f"{engine.name}: the container is {state['Status']} before {release} was created"
+            engine.cli("exec", name, "touch", release, check=True, timeout=30)
+        got = next_line("'third\\n'")
+        assert got == ("stdout", "third\n"), f"{engine.name}: logs -f printed {seen}; expected third last"
+        rest = next_line("the end of the streams")
+        assert rest is None, f"{engine.name}: logs -f printed more than the three lines: {seen}"
+        status = proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
-    assert [(s, line) for _, s, line in seen] == [("stdout", "first\n"), ("stderr", "second\n"), ("stdout", "third\n")], (
-        f"{engine.name}: logs -f printed {[(s, line) for _, s, line in seen]}")
-    assert running_at_first, f"{engine.name}: the first line came only after the container stopped (not followed)"
-    spread = seen[-1][0] - seen[0][0]
-    assert spread >= 2.5, f"{engine.name}: logs -f delivered lines printed 4 s apart within {spread:.1f}s (not streamed)"
     assert status == 0, f"{engine.name}: logs -f exited {status} when the container ended"
 
 
-@pytest.mark.spec(LOGS, "docker logs CONTAINER: a missing container is an error (exit 1) naming it")
+@pytest.mark.spec(LOGS, "docker logs CONTAINER: a missing container is an error (docker 20.10 exits 1: observed; the reference documents no status) naming it")
 def test_logs_of_a_missing_container_fails_with_1(engine):
     missing = engine.new_name(track=False)
     result = engine.cli("logs", missing)

@@ -8,9 +8,10 @@ import secrets
 
 import pytest
 
+from conformance.suite_support import BUILD_LABEL, DOCS, normal_id, remove_built_images
+
 from .archive import members
 
-DOCS = "https://docs.docker.com"
 IMAGE_SPEC = "https://github.com/opencontainers/image-spec/blob/v1.1.0"
 CONFIG_SPEC = f"{IMAGE_SPEC}/config.md"
 LAYOUT_SPEC = f"{IMAGE_SPEC}/image-layout.md"
@@ -22,12 +23,7 @@ IMPORT = f"{DOCS}/reference/cli/docker/image/import/"
 COMMIT = f"{DOCS}/reference/cli/docker/container/commit/"
 TAG = f"{DOCS}/reference/cli/docker/image/tag/"
 
-BUILD_LABEL = "io.conformance.build"
 TIMEOUT = 300.0
-
-
-def normal_id(image_id: str) -> str:
-    return image_id if image_id.startswith("sha256:") else f"sha256:{image_id}"
 
 
 def inspect_image(engine, ref: str) -> dict:
@@ -75,9 +71,4 @@ def layered(engine_session, test_image, tmp_path_factory):
         assert result.ok, f"{engine.name}: could not build the layered image\n{result}"
         yield ref
     finally:
-        for _ in range(4):
-            listed = engine.cli("images", "-a", "-q", "--no-trunc", "--filter", f"label={BUILD_LABEL}={nonce}")
-            ids = sorted(set(listed.stdout.split())) if listed.ok else []
-            if not ids:
-                break
-            engine.cli("rmi", "-f", *ids, timeout=120)
+        remove_built_images(engine, nonce, attempts=4)

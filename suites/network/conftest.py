@@ -15,6 +15,7 @@ import ipaddress
 import json
 import random
 import re
+import select
 import socket
 import subprocess
 import sys
@@ -24,9 +25,9 @@ from pathlib import Path
 import pytest
 
 from conformance.engine import CommandResult, Engine, EngineCallFailed
+from conformance.suite_support import DOCS
 from conformance.testinfra_backend import container_host  # noqa: F401  (the fixture, for every check here)
 
-DOCS = "https://docs.docker.com"
 NETWORKING = f"{DOCS}/engine/network/"
 PUBLISHED_PORTS = f"{NETWORKING}#published-ports"
 DNS_SERVICES = f"{NETWORKING}#dns-services"
@@ -256,10 +257,13 @@ def free_host_port() -> int:
         return s.getsockname()[1]
 
 
-def lookup(engine: Engine, container: str, name: str) -> set[str]:
-    """The IPv4 addresses busybox ``nslookup -type=a NAME`` prints in the container
-    (through its resolv.conf); an empty set when the name does not resolve."""
-    result = engine.cli("exec", container, "timeout", "8", "nslookup", "-type=a", name, timeout=30)
+def lookup(engine: Engine, container: str, name: str, guard: Guard) -> set[str]:
+    """The IPv4 addresses busybox ``nslookup -type=a NAME SERVER`` prints in the
+    container, asking only the engine's resolver (:func:`engine_resolver`): busybox
+    would try every nameserver of resolv.conf, which on podman lists the host's
+    too; an empty set when the name does not resolve."""
+    server = engine_resolver(engine, container, guard)
+    result = engine.cli("exec", container, "timeout", "8", "nslookup", "-type=a", name, server, timeout=30)
     answers = result.stdout.split("answer:", 1)[1] if "answer:" in result.stdout else ""
     return set(re.findall(r"^Address: (\d+\.\d+\.\d+\.\d+)$", answers, re.M))
 
@@ -267,6 +271,15 @@ def lookup(engine: Engine, container: str, name: str) -> set[str]:
 def nameservers(engine: Engine, container: str) -> list[str]:
     text = engine.cli("exec", container, "cat", "/etc/resolv.conf", check=True).stdout
     return re.findall(r"^\s*nameserver\s+(\S+)", text, re.M)
+
+
+def engine_resolver(engine: Engine, container: str, guard: Guard) -> str:
+    """The first nameserver of the container's resolv.conf, the engine's own
+    (docker's 127.0.0.11, podman's aardvark-dns on the network's gateway), once
+    the guard has checked it is not outside this machine."""
+    servers = nameservers(engine, container)
+    assert servers, f"{engine.name}: {container} has no nameserver in /etc/resolv.conf"
+    return guard.check(servers[0])
 
 
 def host_nameservers() -> list[str]:
@@ -277,6 +290,18 @@ def host_nameservers() -> list[str]:
               if not ipaddress.ip_address(ns.split("%")[0]).is_loopback]
     # With none left, docker documents Google's public resolvers instead.
     return usable or ["8.8.8.8", "8.8.4.4"]
+
+
+def first_line(proc: subprocess.Popen, timeout: float = 20.0) -> str:
+    """The first line a helper started with ``stdout=PIPE, stderr=PIPE, text=True``
+    prints, stripped; a helper silent for TIMEOUT seconds is killed and the
+    check fails with what it wrote to stderr (a bounded wait, never a hang)."""
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    if ready:
+        return proc.stdout.readline().strip()
+    proc.kill()
+    _, err = proc.communicate(timeout=10)
+    raise AssertionError(f"{proc.args[:3]}...: printed nothing in {timeout:.0f}s; stderr: {err[-2000:]!r}")
 
 
 def container_pid(engine: Engine, name: str) -> int:

@@ -14,8 +14,8 @@ import subprocess
 
 import pytest
 
-from .conftest import (DNS_SERVICES, RUN_NETWORK, address, container_pid, create_network, host_nameservers, in_netns,
-                       lookup, nameservers, netns_python, start)
+from .conftest import (DNS_SERVICES, RUN_NETWORK, address, container_pid, create_network, engine_resolver,
+                       first_line, host_nameservers, in_netns, lookup, nameservers, netns_python, start)
 
 pytestmark = pytest.mark.requires("user-networks", "embedded-dns")
 
@@ -74,11 +74,11 @@ def test_resolver_survives_malformed_queries(engine, image, network, guard):
     peer = start(engine, image, "--network", network.name)
     client = start(engine, image, "--network", network.name)
     ip = address(engine, peer, network.name)
-    resolver = guard.check(nameservers(engine, client)[0])
+    resolver = engine_resolver(engine, client, guard)
     sent = in_netns(container_pid(engine, client), MALFORMED, resolver, timeout=60)
     assert "sent" in sent.stdout, f"could not send the malformed queries from {client}'s namespace: {sent.stderr[-2000:]}"
-    assert lookup(engine, client, peer) == {ip}, (
-        f"{engine.name}: after malformed queries to {resolver}, {peer} resolves to {lookup(engine, client, peer)}, not {ip}")
+    assert lookup(engine, client, peer, guard) == {ip}, (
+        f"{engine.name}: after malformed queries to {resolver}, {peer} resolves to {lookup(engine, client, peer, guard)}, not {ip}")
     assert engine.state(client)["Running"], f"{engine.name}: the client container stopped"
 
 
@@ -117,12 +117,12 @@ def test_internal_network_dns_does_not_forward(engine, image, guard):
     responder = subprocess.Popen(netns_python(container_pid(engine, dns), RESPONDER, dns_ip),
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert responder.stdout.readline().strip() == "ready", f"the check's DNS responder did not start: {responder.stderr.read()}"
+        assert first_line(responder) == "ready", "the check's DNS responder did not start"
         inside = start(engine, image, "--network", internal.name, "--dns", dns_ip)
         outside = start(engine, image, "--network", ordinary.name, "--dns", dns_ip)
-        assert lookup(engine, inside, "internal-probe.test") == set(), (
+        assert lookup(engine, inside, "internal-probe.test", guard) == set(), (
             f"{engine.name}: a container on an --internal network resolved internal-probe.test through {dns_ip}")
-        assert lookup(engine, outside, "control-probe.test") == {dns_ip}, (
+        assert lookup(engine, outside, "control-probe.test", guard) == {dns_ip}, (
             f"{engine.name}: a container on an ordinary network did not resolve control-probe.test through --dns {dns_ip}")
     finally:
         responder.kill()

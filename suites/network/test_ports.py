@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from .conftest import (CLIENT_TIMEOUT, PORT, PUBLISHED_PORTS, RUN_EXIT_STATUS, RUN_PUBLISH, container_pid, create_network,
-                       default_bridge_subnet, fetch, free_host_port, gateway, host_fetch, netns_python, serve, start)
+                       default_bridge_subnet, fetch, first_line, free_host_port, gateway, host_fetch, netns_python, serve, start)
 
 pytestmark = pytest.mark.requires("published-ports")
 
@@ -45,7 +45,6 @@ def test_publish_host_port(engine, image, guard):
 def test_publish_container_port_gets_a_random_host_port(engine, image, guard):
     name, token = serve(engine, image, "-p", "8080")
     port = host_port(engine, name, "8080/tcp")
-    assert 0 < port < 65536, f"{engine.name}: port reports the host port {port}"
     got = engine.wait_for(lambda: host_fetch("127.0.0.1", port, guard), timeout=10, what=f"127.0.0.1:{port} to answer")
     assert token in got, f"{engine.name}: the reported host port {port} answered {got[:200]!r}"
 
@@ -83,7 +82,7 @@ def test_publish_udp(engine, image):
     server = subprocess.Popen(netns_python(container_pid(engine, name), UDP_ECHO),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert server.stdout.readline().strip() == "ready", f"the UDP echo server did not start: {server.stderr.read()}"
+        assert first_line(server) == "ready", "the UDP echo server did not start"
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
             client.settimeout(CLIENT_TIMEOUT)
             reply = b""

@@ -12,6 +12,9 @@ which are outside this machine.
 from __future__ import annotations
 
 import ipaddress
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -30,8 +33,8 @@ def test_containers_resolve_each_other_by_name(engine, image, network, guard):
     server, token = serve(engine, image, "--network", network.name)
     client = start(engine, image, "--network", network.name)
     ip = address(engine, server, network.name)
-    assert lookup(engine, client, server) == {ip}, (
-        f"{engine.name}: {server} resolves to {lookup(engine, client, server)} on {network.name}; its address is {ip}")
+    assert lookup(engine, client, server, guard) == {ip}, (
+        f"{engine.name}: {server} resolves to {lookup(engine, client, server, guard)} on {network.name}; its address is {ip}")
     got = http_get(engine, client, server, 8080)
     assert token in got.stdout, f"{engine.name}: http://{server}:8080/ by name did not reach it\n{got}"
 
@@ -39,22 +42,24 @@ def test_containers_resolve_each_other_by_name(engine, image, network, guard):
 @pytest.mark.requires("embedded-dns")
 @pytest.mark.spec(NETWORK_CONNECT, "--network-alias adds a network-scoped alias for the container: "
                   "other containers on the network resolve the alias to it")
-def test_network_alias_resolves(engine, image, network):
+def test_network_alias_resolves(engine, image, network, guard):
+    guard.allow(network)
     server = start(engine, image, "--network", network.name, "--network-alias", "web-alias")
     client = start(engine, image, "--network", network.name)
     ip = address(engine, server, network.name)
-    got = lookup(engine, client, "web-alias")
+    got = lookup(engine, client, "web-alias", guard)
     assert got == {ip}, f"{engine.name}: the alias web-alias resolves to {got}; {server} has {ip}"
 
 
 @pytest.mark.requires("embedded-dns")
 @pytest.mark.spec(NETWORK_CONNECT, "several containers can share a --network-alias on one network: the alias "
                   "resolves to every one of them")
-def test_shared_alias_answers_every_container(engine, image, network):
+def test_shared_alias_answers_every_container(engine, image, network, guard):
+    guard.allow(network)
     members = [start(engine, image, "--network", network.name, "--network-alias", "pool") for _ in range(3)]
     client = start(engine, image, "--network", network.name)
     expected = {address(engine, m, network.name) for m in members}
-    got = lookup(engine, client, "pool")
+    got = lookup(engine, client, "pool", guard)
     assert got == expected, f"{engine.name}: the shared alias pool resolves to {sorted(got)}; its members have {sorted(expected)}"
 
 
@@ -75,6 +80,21 @@ def test_addresses_come_from_the_subnet(engine, image, network):
     assert ip in network.subnet, f"{engine.name}: a container on {network.name} ({network.subnet}) got the address {ip}"
 
 
+def _host_drops_bridged_traffic() -> str:
+    """Why this host drops traffic between two containers of one bridge before any
+    engine's rule can accept it ('' when it does not): dockerd sets the FORWARD
+    policy to DROP, and with br_netfilter bridged frames pass FORWARD too; an
+    engine that adds no FORWARD accept for an --internal network (netavark 1.4)
+    then finds its containers cut off from each other."""
+    nf_call = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
+    if not nf_call.exists() or nf_call.read_text().strip() != "1" or not shutil.which("iptables"):
+        return ""
+    rules = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True, timeout=10).stdout
+    if "-P FORWARD DROP" not in rules.splitlines():
+        return ""
+    return "iptables FORWARD policy DROP with net.bridge.bridge-nf-call-iptables=1"
+
+
 @pytest.mark.requires("published-ports")
 @pytest.mark.spec(NETWORK_CREATE, "--internal restricts external access to the network: its containers reach each "
                   "other, not what lies outside it (here: a port published on the host, which a container on an "
@@ -86,8 +106,13 @@ def test_internal_network_has_no_access_out(engine, image, guard):
     outside, outside_token = serve(engine, image, "--network", ordinary.name, "-p", f"{port}:8080")
     server, token = serve(engine, image, "--network", internal.name)
     client = start(engine, image, "--network", internal.name)
-    assert token in fetch(engine, client, address(engine, server, internal.name), 8080, guard), (
-        f"{engine.name}: containers on one --internal network do not reach each other")
+    if token not in fetch(engine, client, address(engine, server, internal.name), 8080, guard):
+        dropped = _host_drops_bridged_traffic()
+        if dropped:
+            pytest.skip(f"{engine.name}: containers on one --internal network do not reach each other, and this host "
+                        f"drops bridged traffic by itself ({dropped}): what the --internal network blocks cannot be "
+                        f"observed here")
+        raise AssertionError(f"{engine.name}: containers on one --internal network do not reach each other")
     control = start(engine, image, "--network", ordinary.name)
     via = gateway(engine, control, ordinary.name)
     assert outside_token in fetch(engine, control, via, port, guard), (
@@ -145,24 +170,33 @@ def test_network_inspect_lists_the_endpoints(engine, image, network):
 
 
 @pytest.mark.spec(NETWORK_RM, "to remove a network, first disconnect any containers connected to it: "
-                  "network rm refuses a network in use")
+                  "network rm refuses a network in use (docker 20.10 exits 1 with 'network NAME id ID has active "
+                  "endpoints': observed, the reference documents neither)")
 def test_network_rm_refuses_while_in_use(engine, image, network):
     name = start(engine, image, "--network", network.name)
     refused = engine.cli("network", "rm", network.name)
-    assert not refused.ok, f"{engine.name}: network rm removed a network a running container is on\n{refused}"
-    assert engine.cli("network", "inspect", network.name).ok, f"{engine.name}: the network is gone after a refused rm"
-    assert network.name in refused.stderr or "endpoint" in refused.stderr or "in use" in refused.stderr or "used" in refused.stderr, (
-        f"{engine.name}: the refusal does not say why\n{refused}")
+    assert engine.cli("network", "inspect", network.name).ok, (
+        f"{engine.name}: network rm removed a network a running container is on\n{refused}")
+    assert refused.returncode == 1, (
+        f"{engine.name}: network rm of a network in use exited {refused.returncode}; docker 20.10 exits 1\n{refused}")
+    assert "has active endpoints" in refused.stderr, (
+        f"{engine.name}: the refusal does not say the network has active endpoints\n{refused}")
     engine.cli("rm", "-f", name, check=True)
     removed = engine.cli("network", "rm", network.name)
     assert removed.ok, f"{engine.name}: network rm of the network once its container is gone failed\n{removed}"
 
 
-@pytest.mark.spec(NETWORK_CREATE, "network names must be unique: creating a network with the name of an existing one fails")
+@pytest.mark.spec(NETWORK_CREATE, "network names must be unique: creating a network with the name of an existing one "
+                  "fails (docker 20.10 exits 1 with 'network with name NAME already exists': observed, the reference "
+                  "documents neither)")
 def test_duplicate_network_name_is_refused(engine, network):
     again = engine.cli("network", "create", "--label", engine.label, "--subnet", str(free_subnet()), network.name)
+    if again.ok:  # a second network under the same name: remove it by its ID, not by the shared name
+        engine.cli("network", "rm", again.stdout.strip())
     assert not again.ok, f"{engine.name}: a second network named {network.name} was created\n{again}"
-    assert "exist" in again.stderr.lower() or "already" in again.stderr.lower(), (
+    assert again.returncode == 1, (
+        f"{engine.name}: network create of an existing name exited {again.returncode}; docker 20.10 exits 1\n{again}")
+    assert f"network with name {network.name} already exists" in again.stderr, (
         f"{engine.name}: the refusal does not say the name exists\n{again}")
 
 
@@ -170,9 +204,14 @@ def test_duplicate_network_name_is_refused(engine, network):
 @pytest.mark.spec(BRIDGE_OPTIONS, "com.docker.network.bridge.enable_icc=false disables inter-container connectivity "
                   "on the bridge")
 def test_icc_off_isolates_containers_on_one_network(engine, image, guard):
-    closed = create_network(engine, "-o", "com.docker.network.bridge.enable_icc=false")
-    guard.allow(closed)
+    closed, ordinary = create_network(engine, "-o", "com.docker.network.bridge.enable_icc=false"), create_network(engine)
+    guard.allow(closed); guard.allow(ordinary)
     server, token = serve(engine, image, "--network", closed.name)
     client = start(engine, image, "--network", closed.name)
+    for name in (server, client):  # the control path: the same two containers on an ordinary network as well
+        engine.cli("network", "connect", ordinary.name, name, check=True)
+    control = address(engine, server, ordinary.name)
+    assert token in fetch(engine, client, control, 8080, guard), (
+        f"{engine.name}: the client did not reach its neighbour's server at {control}:8080 on an ordinary network")
     got = fetch(engine, client, address(engine, server, closed.name), 8080, guard)
     assert got == "", f"{engine.name}: with enable_icc=false a container still reached its neighbour: {got[:200]!r}"

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pytest
 
-DOCS = "https://docs.docker.com"
+from conformance.suite_support import DOCS
 RUN_EXIT_STATUS = f"{DOCS}/reference/cli/docker/container/run/#exit-status"
 STOP = f"{DOCS}/reference/cli/docker/container/stop/"
 KILL = f"{DOCS}/reference/cli/docker/container/kill/"

@@ -9,9 +9,7 @@ import subprocess
 
 import pytest
 
-from .conftest import INSPECT, KILL, RESOURCES, STOP, wait_exited
-
-DOCS = "https://docs.docker.com"
+from .conftest import DOCS, INSPECT, KILL, RESOURCES, STOP, wait_exited
 STOPSIGNAL = f"{DOCS}/reference/dockerfile/#stopsignal"
 STOP_SIGNAL_FLAG = f"{DOCS}/reference/cli/docker/container/run/#stop-signal"
 SIG_PROXY = f"{DOCS}/reference/cli/docker/container/run/#attach"

@@ -48,6 +48,13 @@ def test_cap_drop_all_leaves_none(engine, image):
 def test_privileged_gives_every_capability_and_no_seccomp(engine, image):
     with open("/proc/self/status") as f:
         host_bounding = int(proc_status(f.read())["CapBnd"], 16)
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        every = (1 << (int(f.read()) + 1)) - 1
+    if host_bounding != every:
+        # runc asks for every capability it knows and cannot start the container
+        # (docker 20.10: "unable to apply caps"): a property of the host, not of the engine.
+        pytest.skip(f"this host's own bounding set is {host_bounding:#x}, not every capability ({every:#x}; "
+                    f"missing {every & ~host_bounding:#x}): --privileged cannot be observed here")
     r = engine.run(["--rm", "--privileged", image, "cat", "/proc/1/status"])
     assert r.returncode == 0, f"{engine.name}: a --privileged container did not start:\n{r}"
     status = proc_status(r.stdout)

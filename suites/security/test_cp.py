@@ -62,6 +62,8 @@ def test_cp_never_loads_the_containers_name_service(engine, image, tmp_path):
 @pytest.mark.parametrize("phase", ["running", "stopped"])
 @pytest.mark.spec(CVE_2018_15664, "docker cp resolves the container's symlinks inside the container's root: a "
                   "link to a host path never sends a copy to the host")
+@pytest.mark.spec(CP, "The docker cp command assumes container paths are relative to the container's / (root) "
+                  "directory: a container path, links in it included, names a file of the container")
 def test_cp_into_a_link_lands_in_the_container(engine, image, tmp_path, phase):
     hostdir = tmp_path / "hostdir"
     hostdir.mkdir()
@@ -90,6 +92,8 @@ def test_cp_into_a_link_lands_in_the_container(engine, image, tmp_path, phase):
 @pytest.mark.parametrize("phase", ["running", "stopped"])
 @pytest.mark.spec(CVE_2018_15664, "docker cp resolves the container's symlinks inside the container's root: a "
                   "link to a host path never reads the host")
+@pytest.mark.spec(CP, "The docker cp command assumes container paths are relative to the container's / (root) "
+                  "directory: a container path, links in it included, names a file of the container")
 def test_cp_out_of_a_link_reads_the_container(engine, image, tmp_path, phase):
     secret = tmp_path / "secret"
     secret.mkdir()

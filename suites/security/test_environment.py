@@ -20,10 +20,12 @@ def secret() -> tuple[str, str]:
                   "the caller's environment, and only then")
 def test_run_sees_no_caller_variable_without_e(engine, image, secret):
     name, value = secret
-    r = raw_cli(engine, "run", "--rm", "--label", engine.label, image, "env", env={name: value})
+    r = raw_cli(engine, "run", "--rm", "--name", engine.new_name(), "--label", engine.label, image, "env",
+                env={name: value})
     assert r.returncode == 0, f"{engine.name}: run failed:\n{r}"
     assert value not in r.stdout, f"{engine.name}: the caller's {name} reached the container without -e:\n{r.stdout}"
-    r = raw_cli(engine, "run", "--rm", "--label", engine.label, "-e", name, image, "env", env={name: value})
+    r = raw_cli(engine, "run", "--rm", "--name", engine.new_name(), "--label", engine.label, "-e", name, image, "env",
+                env={name: value})
     assert f"{name}={value}" in r.stdout.splitlines(), f"{engine.name}: -e {name} did not pass the caller's value:\n{r}"
 
 

@@ -9,13 +9,16 @@ import pytest
 
 from .conftest import SECURITY_OPT
 
-#: moby oci/defaults.go: MaskedPaths and ReadonlyPaths of every non-privileged container.
+#: The lists are not in docker's documentation (it names only "masked paths, read-only
+#: paths"): they are MaskedPaths and ReadonlyPaths of every non-privileged container in
+#: moby's oci/defaults.go (DEFAULTS_GO), here those a host's kernel may have.
+DEFAULTS_GO = "https://github.com/moby/moby/blob/v20.10.24/oci/defaults.go"
 MASKED = ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug", "/proc/scsi", "/proc/acpi",
           "/sys/firmware")
 READ_ONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs")
 SPEC = ("--security-opt systempaths=unconfined turns off the confinement of system paths (masked paths, "
-        "read-only paths): by default /proc/kcore, /proc/keys, /proc/timer_list, /proc/sched_debug, /proc/scsi, "
-        "/sys/firmware are masked and /proc/sys, /proc/sysrq-trigger, /proc/irq, /proc/bus are read-only")
+        "read-only paths); the default lists are moby's oci/defaults.go (" + DEFAULTS_GO + "): masked "
+        + ", ".join(MASKED) + "; read-only " + ", ".join(READ_ONLY))
 
 
 def _host_has(path: str) -> None:

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from reference_runtime.engine import runtime
+from reference_runtime.engine import spec as specs
 from reference_runtime.engine.flags import parse_command
 from reference_runtime.engine.state import Root
 from reference_runtime.errors import ContainerError
@@ -89,12 +90,12 @@ def test_resolve_cache_follows_the_store(root):
 @pytest.mark.parametrize("spec", ["relative:/x:rw:extra", "/h:relative", "v:/d:bogus", ":/d"])
 def test_bad_volume_specs(spec):
     with pytest.raises(ContainerError):
-        runtime.parse_volume_spec(spec)
+        specs.parse_volume_spec(spec)
 
 
 def test_env_merge_and_missing_host_variables(monkeypatch):
     monkeypatch.setenv("FROM_HOST", "yes")
     monkeypatch.delenv("NOT_SET", raising=False)
-    env = runtime._env_flags({"env": ["FROM_HOST", "NOT_SET", "A=b=c"]})
+    env = specs.env_flags({"env": ["FROM_HOST", "NOT_SET", "A=b=c"]})
     assert env == ["FROM_HOST=yes", "A=b=c"]
-    assert runtime.merge_env(["PATH=/bin", "A=1"], ["A=2"]) == ["PATH=/bin", "A=2"]
+    assert specs.merge_env(["PATH=/bin", "A=1"], ["A=2"]) == ["PATH=/bin", "A=2"]

@@ -1,12 +1,15 @@
 """Helpers of refregistry's tests: start a real ``refregistry serve`` process on
 127.0.0.1 (port chosen by the kernel, read back from its startup line) in a
-temporary directory, and a minimal distribution-API client.
+temporary directory, and a minimal distribution-API client. The process
+launch, the base configuration, media types, digests and the error-body
+reading are the harness's (``conformance.registry_server``,
+``conformance.registry_client``); what is left here is what the harness does
+not do: settings of any shape, and the port read back from the startup line.
 
 (A uniquely named module rather than a package: ``suites/registry`` is the
 package ``registry``, and both must load in one pytest run.)"""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -19,15 +22,12 @@ from pathlib import Path
 import httpx
 import yaml
 
+from conformance import registry_client
+from conformance.registry_client import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST  # noqa: F401 - re-exported
+from conformance.registry_client import digest as sha256
+from conformance.registry_server import launch, registry_config
+
 REFREGISTRY = [sys.executable, "-m", "reference_runtime.registry.cli"]
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 @dataclass
@@ -46,16 +46,14 @@ def start_server(directory: Path, settings: dict, *, wait: float = 30.0) -> Serv
     """Write a config (``settings`` merged over plain defaults) and start the server."""
     directory.mkdir(parents=True, exist_ok=True)
     root = directory / "root"
-    config = {"version": 0.1, "http": {"addr": "127.0.0.1:0"},
-              "storage": {"filesystem": {"rootdirectory": str(root)}, "delete": {"enabled": True}}}
+    config = registry_config("127.0.0.1:0", root, delete=True)
     for key, value in settings.items():
         config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
     config_path = directory / "config.yml"
     config_path.write_text(yaml.safe_dump(config))
     log = directory / "server.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen([*REFREGISTRY, "serve", str(config_path)], stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+    log.unlink(missing_ok=True)
+    process = launch([*REFREGISTRY, "serve", str(config_path)], log)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         for line in log.read_text(errors="replace").splitlines():
@@ -112,8 +110,10 @@ class Pusher:
 
 
 def error_codes(response: httpx.Response) -> list[str]:
+    """The harness's reading of an error body, stricter: refregistry always sends ``detail``."""
+    assert not registry_client.error_shape_problems(response), registry_client.error_shape_problems(response)
     body = response.json()
     assert set(body) == {"errors"}, body
     for entry in body["errors"]:
         assert {"code", "message", "detail"} <= set(entry), entry
-    return [e["code"] for e in body["errors"]]
+    return registry_client.error_codes(response)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from reference_runtime.engine import runtime
+from reference_runtime.engine import plan, spec as specs
 from reference_runtime.engine.flags import parse_command, parse_mount, tmpfs_mount_options
 from reference_runtime.errors import ContainerError
 
@@ -52,12 +52,12 @@ def test_tmpfs_options_start_from_dockers_defaults():
 
 
 def test_mount_flag_checks_like_the_daemon(tmp_path):
-    bind = runtime._mount_flag(parse_mount(f"type=bind,src={tmp_path}/,dst=/b/,readonly"))
+    bind = specs.mount_flag(parse_mount(f"type=bind,src={tmp_path}/,dst=/b/,readonly"))
     assert bind == {"Type": "bind", "Source": str(tmp_path), "Destination": "/b", "Mode": "", "RW": False,
                     "Propagation": "rprivate"}
-    tmpfs = runtime._mount_flag(parse_mount("type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=700"))
+    tmpfs = specs.mount_flag(parse_mount("type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=700"))
     assert tmpfs["Type"] == "tmpfs" and tmpfs["Options"] == "size=1048576,mode=700" and tmpfs["RW"]
-    anonymous = runtime._mount_flag(parse_mount("type=volume,dst=/v"))
+    anonymous = specs.mount_flag(parse_mount("type=volume,dst=/v"))
     assert anonymous["Anonymous"] and len(anonymous["Name"]) == 64
     for spec, message in [
         (f"type=bind,src={tmp_path}/missing,dst=/b",
@@ -68,26 +68,26 @@ def test_mount_flag_checks_like_the_daemon(tmp_path):
         ("type=weird,dst=/x", 'invalid mount config for type "weird": mount type unknown'),
     ]:
         with pytest.raises(ContainerError) as info:
-            runtime._mount_flag(parse_mount(spec))
+            specs.mount_flag(parse_mount(spec))
         assert str(info.value) == message
     assert not (tmp_path / "missing").exists()
 
 
 def test_tmpfs_flag_is_checked_and_kept_as_docker_keeps_it():
-    assert runtime._tmpfs_flags(["/t", "/u/:size=1m,mode=0700"]) == {"/t": "", "/u": "size=1m,mode=0700"}
+    assert specs.tmpfs_flags(["/t", "/u/:size=1m,mode=0700"]) == {"/t": "", "/u": "size=1m,mode=0700"}
     with pytest.raises(ContainerError, match="^invalid mount path: 't' mount path must be absolute$"):
-        runtime._tmpfs_flags(["t"])
+        specs.tmpfs_flags(["t"])
     with pytest.raises(ContainerError, match="^Duplicate mount point: /t$"):
-        runtime._tmpfs_flags(["/t", "/t:size=1m"])
+        specs.tmpfs_flags(["/t", "/t:size=1m"])
     with pytest.raises(ContainerError, match=r"^invalid tmpfs option"):
-        runtime._tmpfs_flags(["/t:bogus"])
+        specs.tmpfs_flags(["/t:bogus"])
 
 
 def test_mounts_of_a_start_go_shallow_to_deep():
     config = {"Mounts": [{"Type": "bind", "Source": "/h", "Destination": "/a/b/c"},
                          {"Type": "volume", "Source": "/v", "Destination": "/a"}],
               "HostConfig": {"Tmpfs": {"/a/b": "size=1m"}}}
-    planned = runtime.plan_mounts(config)
+    planned = plan.plan_mounts(config)
     assert [m["Destination"] for m in planned] == ["/a", "/a/b", "/a/b/c"]
     assert planned[1] == {"Type": "tmpfs", "Source": "", "Destination": "/a/b", "RW": True, "Options": "size=1m"}
 
@@ -97,5 +97,5 @@ def test_env_file_lines(tmp_path, monkeypatch):
     monkeypatch.delenv("NOT_SET", raising=False)
     env_file = tmp_path / "env.list"
     env_file.write_text("# comment\n\n   \n  # indented comment\nA=1\nB= spaced \n  C=left trimmed\nFROM_CALLER\nNOT_SET\n")
-    assert runtime._env_flags({"env_file": [str(env_file)], "env": ["A=2"]}) == [
+    assert specs.env_flags({"env_file": [str(env_file)], "env": ["A=2"]}) == [
         "A=1", "B= spaced ", "C=left trimmed", "FROM_CALLER=yes", "A=2"]

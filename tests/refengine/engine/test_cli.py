@@ -56,3 +56,35 @@ def test_version_answers(tmp_path, capsys):
     assert cli.VERSION in capsys.readouterr().out
     assert cli.main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("refengine version ")
+
+
+def test_one_table_of_commands_and_every_flag_table_has_a_handler():
+    from reference_runtime.build import cli as build_cli
+    from reference_runtime.engine import commands, flags
+
+    build_cli._specs()  # the builder registers its commands' flags (flags.register)
+    builder = {"build", "image prune", "builder prune"}
+    assert set(commands.HANDLERS) == set(flags.COMMANDS) - builder
+    import importlib
+
+    for name, (module, handler) in commands.HANDLERS.items():
+        assert callable(getattr(importlib.import_module(f"reference_runtime.engine.{module}"), handler)), name
+
+
+@pytest.mark.parametrize("error, command, status", [
+    ("usage", "ps", 125), ("engine", "run", 125), ("engine", "create", 125), ("engine", "start", 125),
+    ("engine", "rm", 1), ("engine", "build", 1), ("oserror", "run", 125), ("oserror", "build", 1),
+    ("interrupt", "run", 130), ("pipe", "logs", 1),
+])
+def test_one_error_to_exit_status_mapping_for_every_cli(error, command, status, capsys):
+    from reference_runtime.engine import exits
+    from reference_runtime.errors import ContainerError
+
+    exc = {"usage": exits.UsageError("unknown flag: --x"), "engine": ContainerError("No such container: c"),
+           "oserror": PermissionError(13, "Permission denied", "/x"), "interrupt": KeyboardInterrupt(),
+           "pipe": BrokenPipeError()}[error]
+    assert exits.status_of(exc, command) == status
+    err = capsys.readouterr().err
+    assert err.count("\n") == (1 if error in ("usage", "engine", "oserror") else 0), err
+    if error == "oserror":
+        assert err == "refengine: Permission denied: /x\n"

@@ -149,3 +149,9 @@ def test_errors_name_the_line(text, line, message):
 def test_continuation_at_eof_with_arguments_is_accepted_like_docker():
     df = parse("FROM scratch\nLABEL a=1 \\\n")
     assert df.stages[0].steps[0].args == ("a", "1")
+
+
+def test_every_keyword_has_an_argument_parser():
+    from reference_runtime.build import dockerfile
+
+    assert set(dockerfile._ARGUMENTS) == set(dockerfile.KEYWORDS)

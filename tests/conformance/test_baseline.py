@@ -2,7 +2,7 @@
 
 The comparison is pure and tested directly; ``conformance run --baseline``
 and ``conformance diff`` are driven end to end on a throwaway suite against
-a fake engine profile (as tests/harness/test_plugin.py does), so the results
+a fake engine profile (as tests/conformance/test_plugin.py does), so the results
 files they compare are real ones.
 """
 

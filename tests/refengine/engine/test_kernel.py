@@ -146,7 +146,7 @@ def test_no_module_is_imported_after_pivot_root(refengine, tmp_path):
     import subprocess
     import sys
 
-    repo = str(Path(__file__).resolve().parents[2])
+    repo = str(Path(__file__).resolve().parents[3])
     boot = f"import sys; sys.path.insert(0, {repo!r}); from reference_runtime.engine.cli import main; main()"
 
     def bare(*args: str) -> subprocess.CompletedProcess:

@@ -116,7 +116,7 @@ def test_without_a_display_the_bench_runs_as_before(monkeypatch):
     assert results[0].subjects["a"].values == [1.0, 1.0] and notes == []
 
 
-# A throwaway suite and engine for the runs below (like tests/harness/test_baseline.py).
+# A throwaway suite and engine for the runs below (like tests/conformance/test_baseline.py).
 
 FAKE_ENGINE = """
 name = "fake"

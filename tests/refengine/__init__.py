@@ -1,0 +1,1 @@
+"""refengine's unit tests: ``engine`` (runtime and CLI), ``build`` (the builder), ``image`` (the store)."""
