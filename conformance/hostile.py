@@ -12,12 +12,12 @@ about 3 MB of gzip, the 2 GiB sparse file a few KB of tar).
 An escape aims at a *canary*: a directory outside the engine's store made
 by :func:`make_canary`, whose state (:func:`canary_state`) must not change.
 
-A correct engine either refuses a case (one line, non-zero status) or
+A correct engine either refuses a case (non-zero status, saying why) or
 accepts it with exactly the files docker 20.10 extracts, which is
 :attr:`Case.docker` (``None`` where docker refuses it). Verified on docker
 20.10 on the project's machines: see ``suites/image/test_hostile.py``, which
 runs every case through every engine's ``load`` and ``import``, and
-``tests/image/test_hostile_store.py`` for refengine's store.
+``tests/refengine/image/test_hostile_store.py`` for refengine's store.
 
 >>> [c.name for c in CASES][:3]
 ['dotdot-file', 'dotdot-inside', 'absolute-file']
@@ -426,9 +426,14 @@ def write_load(case: Case, directory: Path, canary: Path, ref: str) -> Path:
 
 
 def write_good(directory: Path, ref: str, canary: Path | None = None) -> tuple[Path, Tree]:
-    """A valid one-layer image archive (the store must still load one after a hostile case) and its tree."""
-    good = Case("good", "a valid image", layer_of(lambda c: [_dir("g/"), regular("g/good.txt", b"good\n")]),
-                lambda c: {"g": Node("dir"), "g/good.txt": file_node(b"good\n")})
+    """A valid one-layer image archive (the store must still load one after a hostile case) and its tree.
+
+    Its file holds *ref*, so each ref is an image of its own: checks running in parallel never
+    share an image ID, and one's ``rmi`` cannot remove the image another is loading (docker
+    20.10 then fails the other's ``rmi`` with "unrecognized image ID")."""
+    content = f"good {ref}\n".encode()
+    good = Case("good", "a valid image", layer_of(lambda c: [_dir("g/"), regular("g/good.txt", content)]),
+                lambda c: {"g": Node("dir"), "g/good.txt": file_node(content)})
     return write_load(good, directory, canary or directory, ref), good.docker(directory)  # type: ignore[misc]
 
 

@@ -5,7 +5,7 @@ root, devices, whiteouts aimed outside, PATH_MAX depth, long names, a
 decompression bomb, a sparse file, members that lie about their size,
 duplicate paths, deep JSON) goes through ``load`` (as a one-image docker
 archive) and ``import`` (as a rootfs tar). A correct engine either refuses
-it, with one line on stderr, no traceback and a non-zero status, leaving no
+it, saying why on stderr, with no traceback and a non-zero status, leaving no
 image behind; or accepts it with exactly the files docker 20.10 extracts
 (read back with ``create`` + ``export``). Either way nothing outside the
 engine's store changes (a canary directory the case aims at), and the store
@@ -13,6 +13,11 @@ stays usable: a good image still loads and is removed, and so is the
 accepted one. The module ends with a build and a run on the same store, and
 containers that nest directories past Python's recursion limit and past
 PATH_MAX must be removable.
+
+How many lines a refusal takes is not documented by docker (docker 20.10
+prints one ``Error ...`` line, podman 4.3 its progress and one line per
+transport it tried): the one-line rule is refengine's own and is checked in
+``tests/refengine/engine/test_hostile_cli.py``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import pytest
 from conformance import hostile
 from conformance.hostile import Case
 
-from .conftest import DOCS, new_ref
+from .conftest import DOCS, IMPORT, LOAD, new_ref
 
 #: Docker < 1.3.2 let a symlink or hard link in an image archive write anywhere on load (and pull).
 CVE_2014_6407 = "https://nvd.nist.gov/vuln/detail/CVE-2014-6407"
@@ -89,13 +94,10 @@ def no_traceback(engine, result, what: str) -> None:
         f"{engine.name}: {what} ended in a traceback:\n{result.stderr[-1500:]}"
 
 
-def said_in_one_line(engine, result, what: str) -> None:
-    """A refusal says why, in one line (docker: ``Error ...``). Checked last, after every safety property."""
-    err = result.stderr.strip()
-    assert err, f"{engine.name}: {what} exited {result.returncode} without saying why"
-    lines = err.splitlines()
-    assert len(lines) == 1, f"{engine.name}: {what} was refused with {len(lines)} lines on stderr, not one: " \
-                            f"{[line[:300] for line in lines[:6]]}"
+def said_why(engine, result, what: str) -> None:
+    """A refusal says why on stderr (in how many lines is the engine's own: docker documents none).
+    Checked last, after every safety property."""
+    assert result.stderr.strip(), f"{engine.name}: {what} exited {result.returncode} without saying why on stderr"
 
 
 def store_still_usable(engine, tmp_path) -> None:
@@ -112,6 +114,10 @@ def store_still_usable(engine, tmp_path) -> None:
 @pytest.mark.spec(CVE_2014_6407, "loading or importing an image never writes outside the engine's store (no link, "
                                  "traversal or whiteout escapes); a layer is refused or unpacked as docker unpacks it, "
                                  "and the store stays usable")
+@pytest.mark.spec(LOAD, "docker load loads an image from a tar archive and restores its images and tags (what "
+                        "docker 20.10 extracts from each hostile layer, or that it refuses it, is observed)")
+@pytest.mark.spec(IMPORT, "docker import creates a filesystem image from the contents of a tarball (what docker "
+                          "20.10 extracts from each hostile tarball, or that it refuses it, is observed)")
 @pytest.mark.parametrize("case,form", PARAMS)
 def test_hostile_archive(engine, tmp_path, runtime_paths, case: Case, form: str):
     canary = hostile.make_canary(tmp_path)
@@ -149,7 +155,7 @@ def test_hostile_archive(engine, tmp_path, runtime_paths, case: Case, form: str)
     assert not changed, f"{engine.name}: {what} changed the canary outside the store: {changed}"
     store_still_usable(engine, tmp_path)
     if not result.ok:
-        said_in_one_line(engine, result, what)
+        said_why(engine, result, what)
 
 
 @pytest.mark.spec(RM, "rm removes a stopped container and its filesystem, whatever the container wrote")
