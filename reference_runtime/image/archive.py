@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from ..jsondepth import MAX_JSON_DEPTH, json_depth
 from ..errors import StoreError
 from . import reference as refs
 from .digest import chain_ids, parse_digest
@@ -36,7 +37,6 @@ from . import fstree
 from .tarutil import DeclaredSize, entry_parts, open_stream, shown
 
 MAX_JSON = 64 << 20  # manifests, indexes and configs larger than this are not real
-MAX_JSON_DEPTH = 128  # real ones nest less than ten levels; Python's parser would recurse past its limit
 CHUNK = 1 << 20
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -179,23 +179,6 @@ class _Archive:
             result = (m.digest, m.path)
         self._uncompressed[m.digest] = result
         return result
-
-
-def json_depth(value) -> int:
-    """How deep containers nest in a parsed JSON value (a scalar is 0), without recursion. Pure.
-
-    >>> json_depth({"a": [1, {"b": []}]})
-    4
-    """
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is None:
-            continue
-        deepest = max(deepest, depth)
-        stack.extend((child, depth + 1) for child in children)
-    return deepest
 
 
 def _copy_hash(src: BinaryIO, dst: BinaryIO, limit: int) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from reference_runtime.jsondepth import MAX_JSON_DEPTH, json_depth
 from reference_runtime.registry.reference import Digest, DigestError, parse_digest
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -35,7 +36,6 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 # nested thousands deep would end in RecursionError (a 500) instead of a 400,
 # and one just under the parser's limit would overflow later, when it is dumped
 # again (the referrers API lists annotations). Go's encoding/json stops at 10000.
-MAX_JSON_DEPTH = 128
 
 
 class ManifestError(ValueError):
@@ -60,23 +60,6 @@ def _bare_type(content_type: str | None) -> str | None:
     if not content_type:
         return None
     return content_type.split(";", 1)[0].strip().lower() or None
-
-
-def json_depth(value) -> int:
-    """How deep containers nest in a parsed JSON value (a scalar is 0), without recursion. Pure.
-
-    >>> json_depth({"a": [1, {"b": []}]})
-    4
-    """
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is None:
-            continue
-        deepest = max(deepest, depth)
-        stack.extend((child, depth + 1) for child in children)
-    return deepest
 
 
 def load_json(data: bytes | str, what: str, error: type[ValueError] = ValueError):
