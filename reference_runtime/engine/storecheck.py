@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ..image.store import ImageStore
+from ..image.store import ImageStore, pid_alive
 from . import jsonio
 from .state import ACTIVE, Root, alive, new_state
 
@@ -109,16 +109,6 @@ def _pid_of(name: str, prefix: str) -> int | None:
     return int(pid) if pid.isdigit() else None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _dead_tmp_files(root: Root, directory: str) -> Iterator[Problem]:
     """``<file>.<pid>.tmp`` (jsonio.write_atomic) of writers that died before the rename."""
     try:
@@ -127,7 +117,7 @@ def _dead_tmp_files(root: Root, directory: str) -> Iterator[Problem]:
         return
     for name in names:
         pid = _pid_of(name, ".tmp")
-        if pid is not None and not _pid_alive(pid):
+        if pid is not None and not pid_alive(pid):
             path = os.path.join(directory, name)
             yield Problem(_rel(root, path), "temporary file of a writer that died", _remove(path), "removed")
 
@@ -554,7 +544,7 @@ def _builds(root: Root) -> Iterator[Problem]:
         return
     for name in names:
         parts = name.split("-")  # <kind>-<pid>-<random>, as the builder names them
-        if len(parts) > 2 and parts[1].isdigit() and not _pid_alive(int(parts[1])):
+        if len(parts) > 2 and parts[1].isdigit() and not pid_alive(int(parts[1])):
             path = os.path.join(tmp, name)
             yield Problem(_rel(root, path), "work directory of a build that died", _remove(path), "removed")
     yield from _dead_tmp_files(root, root.path)

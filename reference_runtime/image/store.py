@@ -312,7 +312,7 @@ class ImageStore:
             for name in names:
                 prefix = next((p for p in prefixes if name.startswith(p)), None)
                 pid = name[len(prefix):].split("-", 1)[0] if prefix else ""
-                if pid.isdigit() and not _alive(int(pid)):
+                if pid.isdigit() and not pid_alive(int(pid)):
                     stale.append(parent / name)
         return stale
 
@@ -724,7 +724,8 @@ def _fault(name: str) -> None:
     point(name)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (a writer that left staging behind)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

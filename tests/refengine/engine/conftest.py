@@ -30,6 +30,19 @@ def image_archive(tmp_path_factory) -> Path:
     return docker_path
 
 
+@pytest.fixture
+def root(tmp_path, image_archive):
+    """A state root (``Root``) with the test image loaded, for tests that call
+    refengine's functions directly."""
+    from reference_runtime.engine.state import Root
+    from reference_runtime.image.store import ImageStore
+
+    ImageStore(tmp_path / "image").load(image_archive)
+    r = Root(str(tmp_path))
+    r.ensure()
+    return r
+
+
 class Refengine:
     """``refengine --root ROOT ...`` as a subprocess."""
 

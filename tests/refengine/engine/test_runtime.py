@@ -16,16 +16,6 @@ from reference_runtime.errors import ContainerError
 BASE = "localhost/conformance/busybox:base"
 
 
-@pytest.fixture
-def root(tmp_path, image_archive):
-    from reference_runtime.image.store import ImageStore
-
-    ImageStore(tmp_path / "image").load(image_archive)
-    r = Root(str(tmp_path))
-    r.ensure()
-    return r
-
-
 def _create(root: Root, *argv: str) -> str:
     p = parse_command("create", list(argv))
     return runtime.create(root, p.opts, p.args)

@@ -15,16 +15,6 @@ from reference_runtime.errors import ContainerError
 BASE = "localhost/conformance/busybox:base"
 
 
-@pytest.fixture
-def root(tmp_path, image_archive):
-    from reference_runtime.image.store import ImageStore
-
-    ImageStore(tmp_path / "image").load(image_archive)
-    r = Root(str(tmp_path))
-    r.ensure()
-    return r
-
-
 def _create(root: Root, *argv: str) -> dict:
     p = parse_command("create", list(argv))
     return root.read_config(runtime.create(root, p.opts, p.args))
