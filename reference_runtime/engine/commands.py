@@ -431,6 +431,22 @@ def _matches(config: dict, state: dict, filters: list[str]) -> bool:
     return True
 
 
+def _ports_column(config: dict, state: dict) -> str:
+    exposed = list(config["Config"].get("ExposedPorts") or {})
+    published = state.get("Ports") or {} if state["Running"] else {}
+    if not exposed and not published:
+        return ""
+    from ..net.ports import column
+
+    return column(exposed, published)
+
+
+def _network_names(config: dict) -> list[str]:
+    mode = config["HostConfig"]["NetworkMode"]
+    names = ["bridge" if mode == "default" else mode]
+    return list(dict.fromkeys([*names, *((config.get("NetworkingConfig") or {}).get("EndpointsConfig") or {})]))
+
+
 def ps_row(config: dict, state: dict, now: float, no_trunc: bool) -> dict:
     from .format import container_status, human_duration, ps_command
 
@@ -444,13 +460,13 @@ def ps_row(config: dict, state: dict, now: float, no_trunc: bool) -> dict:
         "RunningFor": human_duration(now - created) + " ago",
         "Status": container_status(state, now, parse_rfc3339(state["StartedAt"]), parse_rfc3339(state["FinishedAt"])),
         "State": state["Status"],
-        "Ports": "",
+        "Ports": _ports_column(config, state),
         "Names": config["Name"][1:],
         "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
         # a method in docker's template data: {{.Label "k"}}
         "Label": lambda key: labels.get(key, ""),
         "Mounts": ",".join(m.get("Name", m["Source"])[:15] for m in config["Mounts"]),
-        "Networks": config["HostConfig"]["NetworkMode"] if config["HostConfig"]["NetworkMode"] != "default" else "",
+        "Networks": ",".join(_network_names(config)),
         "LocalVolumes": str(sum(1 for m in config["Mounts"] if m["Type"] == "volume")),
         "Size": "",
     }
@@ -541,6 +557,10 @@ HANDLERS = {
     "system prune": ("systemcmds", "cmd_system_prune"), "system info": ("systemcmds", "cmd_system_info"),
     "system events": ("systemcmds", "cmd_system_events"), "system check": ("systemcmds", "cmd_system_check"),
     "version": ("systemcmds", "cmd_version"),
+    "network create": ("netcmds", "cmd_network_create"), "network ls": ("netcmds", "cmd_network_ls"),
+    "network inspect": ("netcmds", "cmd_network_inspect"), "network rm": ("netcmds", "cmd_network_rm"),
+    "network prune": ("netcmds", "cmd_network_prune"), "network connect": ("netcmds", "cmd_network_connect"),
+    "network disconnect": ("netcmds", "cmd_network_disconnect"),
     "load": ("imagecmds", "cmd_load"), "save": ("imagecmds", "cmd_save"), "images": ("imagecmds", "cmd_images"),
     "rmi": ("imagecmds", "cmd_rmi"), "tag": ("imagecmds", "cmd_tag"), "history": ("imagecmds", "cmd_history"),
     "import": ("imagecmds", "cmd_import"),

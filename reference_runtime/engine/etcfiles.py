@@ -37,15 +37,24 @@ def hosts(network: str, hostname: str, host_hosts: str = "") -> str:
     return HOSTS
 
 
-def resolv_conf(network: str, host_resolv: str) -> str:
+def resolv_conf(network: str, host_resolv: str, dns: list[str] = (), resolver: str = "") -> str:
     """/etc/resolv.conf: the host's, without loopback nameservers unless the container
-    shares the host's network; Google's when none is left (docker's rule). Pure.
+    shares the host's network; Google's when none is left (docker's rule). ``--dns``
+    replaces the nameservers; on a user network the one nameserver is the network's
+    embedded DNS server (``resolver``), which forwards to ``--dns`` or the host's. Pure.
 
     >>> resolv_conf("default", "nameserver 127.0.0.53\\nsearch lan\\n")
     'search lan\\nnameserver 8.8.8.8\\nnameserver 8.8.4.4\\n'
+    >>> resolv_conf("web", "nameserver 10.0.0.1\\nsearch lan\\n", resolver="172.18.0.1")
+    'search lan\\nnameserver 172.18.0.1\\noptions ndots:0\\n'
     """
-    if network == "host":
+    if network == "host" and not dns:
         return host_resolv
+    others = [ln for ln in host_resolv.splitlines() if not ln.startswith("nameserver")]
+    if resolver:
+        return "\n".join([*others, f"nameserver {resolver}", "options ndots:0"]) + "\n"
+    if dns:
+        return "\n".join([*others, *(f"nameserver {ns}" for ns in dns)]) + "\n"
     lines = [ln for ln in host_resolv.splitlines()
              if not (ln.startswith("nameserver") and (" 127." in ln or " ::1" in ln))]
     if not any(ln.startswith("nameserver") for ln in lines):
@@ -53,11 +62,11 @@ def resolv_conf(network: str, host_resolv: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(directory: str, network: str, hostname: str) -> dict[str, str]:
+def write(directory: str, network: str, hostname: str, dns: list[str] = (), resolver: str = "") -> dict[str, str]:
     """Write the three files into ``directory`` (and their empty mount points under
     ``directory/init/etc``); returns name -> path, for the plan's bind mounts."""
     texts = {"hostname": hostname + "\n", "hosts": hosts(network, hostname, _read("/etc/hosts") if network == "host" else ""),
-             "resolv.conf": resolv_conf(network, _read("/etc/resolv.conf"))}
+             "resolv.conf": resolv_conf(network, _read("/etc/resolv.conf"), dns, resolver)}
     paths = {}
     for name in ETC_FILES:
         open(os.path.join(directory, "init/etc", name), "w").close()

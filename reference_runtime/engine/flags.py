@@ -280,6 +280,13 @@ _CREATE = [
     _f("--tmpfs", "tmpfs", "list"),
     _f("--volumes-from", "volumes_from", "list"),
     _f("--network --net", "network"),
+    _f("--network-alias --net-alias", "network_alias", "list"),
+    _f("--ip", "ip"),
+    _f("--dns", "dns", "list"),
+    _f("--link", "link", "list"),
+    _f("-p --publish", "publish", "list"),
+    _f("-P --publish-all", "publish_all", "bool"),
+    _f("--expose", "expose", "list"),
     _f("-m --memory", "memory", convert=parse_bytes),
     _f("--memory-swap", "memory_swap", convert=lambda v: -1 if v == "-1" else parse_bytes(v)),
     _f("--pids-limit", "pids_limit", convert=parse_int),
@@ -358,6 +365,18 @@ COMMANDS = {
     "system check": ([_f("--repair", "repair", "bool")], True, 0, 0, ""),
     "system events": ([_f("--since", "since"), _f("--until", "until"), _FILTER, _f("--format", "format")], True, 0, 0, ""),
     "version": ([_FORMAT], True, 0, 0, ""),
+    "network create": ([_f("-d --driver", "driver"), _f("--subnet", "subnet", "list"), _f("--gateway", "gateway", "list"),
+                        _f("--internal", "internal", "bool"), _f("--label", "label", "list"), _f("-o --opt", "opt", "list"),
+                        _f("--ip-range", "ip_range", "list"), _f("--attachable", "attachable", "bool"),
+                        _f("--ipv6", "ipv6", "bool")], True, 1, 1, "NETWORK"),
+    "network ls": ([_f("-q --quiet", "quiet", "bool"), _FILTER, _f("--format", "format"),
+                    _f("--no-trunc", "no_trunc", "bool")], True, 0, 0, ""),
+    "network inspect": ([_FORMAT, _f("-v --verbose", "verbose", "bool")], True, 1, None, "NETWORK [NETWORK...]"),
+    "network rm": ([_f("-f --force", "force", "bool")], True, 1, None, "NETWORK [NETWORK...]"),
+    "network prune": ([_f("-f --force", "force", "bool"), _f("--filter", "filter", "list")], True, 0, 0, ""),
+    "network connect": ([_f("--alias", "alias", "list"), _f("--ip", "ip"), _f("--link", "link", "list")],
+                        True, 2, 2, "NETWORK CONTAINER"),
+    "network disconnect": ([_f("-f --force", "force", "bool")], True, 2, 2, "NETWORK CONTAINER"),
 }
 
 ALIASES = {
@@ -365,12 +384,12 @@ ALIASES = {
     "image ls": "images", "image list": "images", "image rm": "rmi", "image inspect": "inspect",
     "image save": "save", "image load": "load", "image tag": "tag", "image history": "history",
     "image import": "import", "container inspect": "inspect", "volume list": "volume ls",
-    "container rm": "rm",
+    "container rm": "rm", "network list": "network ls", "network remove": "network rm",
 }
 for _name in ("run", "create", "start", "stop", "restart", "kill", "wait", "logs", "exec", "top", "pause",
               "unpause", "rename", "port", "cp", "commit", "export"):
     ALIASES[f"container {_name}"] = _name
-GROUPS = ("volume", "system", "container", "image")
+GROUPS = ("volume", "system", "container", "image", "network")
 
 
 class Parsed:

@@ -20,11 +20,12 @@ from .state import Root
 
 class ContainerPlan:
     """What the container process needs at one start. Plain attributes; ``cgroup``,
-    ``join_v2`` and ``console_size`` are filled by whoever clones the process."""
+    ``join_v2``, ``console_size`` and ``net_wait`` (the pipe on which the container
+    waits until its interfaces are plugged) are filled by whoever clones the process."""
 
     __slots__ = ("clone_flags", "netns", "net", "uts", "hostname", "merged", "upper", "work", "lowers", "etc",
                  "mounts", "root", "cgroup", "join_v2", "env", "user", "workdir", "caps", "no_new_privs",
-                 "seccomp", "argv", "init", "read_only", "tty", "console_size")
+                 "seccomp", "argv", "init", "read_only", "tty", "console_size", "net_wait")
 
     def __init__(self, **fields):
         for key in self.__slots__:
@@ -43,8 +44,8 @@ def make(config: dict, directory: str, root_path: str, *, cgroup=None, netns: st
     host = config["HostConfig"]
     network = host["NetworkMode"]
     flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWPID
-    if network in ("default", "none"):
-        flags |= sc.CLONE_NEWNET
+    if network != "host" and not network.startswith("container:"):
+        flags |= sc.CLONE_NEWNET  # none, the default bridge or a user network
     cfg = config["Config"]
     env = {}
     for e in cfg["Env"]:

@@ -283,8 +283,16 @@ def container_main(plan, err_fd: int) -> None:
     # The supervisor's fds (status pipe, the CLI's lock) must not live on in
     # an init that never execs: keep only stdio and the error pipe.
     try:
-        enter_isolation(err_fd)
         sc.prctl(sc.PR_SET_PDEATHSIG, _signal.SIGKILL)
+        if plan.net_wait is not None:
+            # The supervisor plugs our interfaces from outside; nothing may run before they are
+            # there. EOF instead of the byte: the supervisor died or gave up.
+            ready, announce = plan.net_wait
+            os.close(announce)
+            if os.read(ready, 1) != b"1":
+                os._exit(125)
+            os.close(ready)
+        enter_isolation(err_fd)
         if plan.cgroup is not None:
             plan.cgroup.join_self(v2=plan.join_v2)
         if plan.netns:

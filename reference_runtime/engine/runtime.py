@@ -12,6 +12,7 @@ The pipeline is runc's: CLI flags -> :class:`spec.ContainerSpec` ->
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 from ..errors import ContainerError
@@ -23,8 +24,6 @@ from .signals import SIGKILL, SIGUSR1, pidfd_send_signal
 from .spec import from_flags, to_config, valid_container_name, validate
 from .state import ACTIVE, Root, alive, fault, new_state, process_start, rfc3339, trace
 
-NETWORK_NOTE = ("refengine: the default network is a private network namespace with loopback only "
-                "(bridge networking is not implemented yet)")
 
 
 def _index_key(index_path: str) -> str:
@@ -84,16 +83,19 @@ def create(root: Root, opts: dict, args: list[str]) -> str:
     cid = os.urandom(32).hex()
     spec = from_flags(opts, args, image, cid)
     validate(spec)
+    if spec.network == "host" and (spec.publish or spec.publish_all):
+        sys.stderr.write("WARNING: Published ports are discarded when using host network mode\n")
     config = to_config(root, spec)
     root.ensure()
     name = config["Name"][1:]
     cdir = root.container_dir(cid)
     os.makedirs(cdir, mode=0o710)
     try:
-        root.reserve_name(name, cid)
+        name = _reserve(root, name, cid, generated=not spec.name)
     except ContainerError:
         os.rmdir(cdir)
         raise
+    config["Name"] = "/" + name
     try:
         fault("create:after-dir")
         _prepare_dir(root, cdir, config)
@@ -112,11 +114,32 @@ def create(root: Root, opts: dict, args: list[str]) -> str:
     return cid
 
 
+def _reserve(root: Root, name: str, cid: str, *, generated: bool) -> str:
+    """Reserve the container's name; a generated one that is taken gets a digit appended,
+    as docker's name generator does on retry (400 adjective_noun pairs collide soon)."""
+    for attempt in range(10 if generated else 1):
+        candidate = f"{name}{os.urandom(1)[0] % 10}" if attempt else name
+        try:
+            root.reserve_name(candidate, cid)
+            return candidate
+        except ContainerError:
+            if not generated or attempt == 9:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _prepare_dir(root: Root, cdir: str, config: dict) -> None:
     """The container's directories and /etc files, its volumes, and the missing host
     directories of its ``-v`` binds (docker's daemon creates those; ``--mount`` refuses them)."""
     prepare_layout(cdir)
-    etcfiles.write(cdir, config["HostConfig"]["NetworkMode"], config["Config"]["Hostname"])
+    host = config["HostConfig"]
+    mode = host["NetworkMode"]
+    resolver = ""
+    if mode not in ("default", "none", "host") and not mode.startswith("container:"):
+        from ..net.netstore import NetworkStore, gateway
+
+        resolver = gateway(NetworkStore(root.path).find(mode))  # the network's embedded DNS server
+    etcfiles.write(cdir, mode, config["Config"]["Hostname"], host.get("Dns") or [], resolver)
     for m in config["Mounts"]:
         if m["Type"] == "volume":
             vol.create(root.path, m["Name"], anonymous=bool(m.get("Anonymous")))
@@ -381,6 +404,10 @@ def remove(root: Root, cid: str, *, force: bool, volumes: bool) -> None:
             state["Supervisor"] = {"Pid": 0, "Start": 0}
             state["Status"] = "removing"
         trash = remove_files(root, cid, volumes=volumes)
+    if os.path.isdir(os.path.join(root.path, "networks")):
+        from ..net.endpoints import forget
+
+        forget(root.path, cid)  # what a killed supervisor could not undo: its endpoints and port rules
     purge(trash)
     root.event("container", "destroy", cid)
 
@@ -421,8 +448,10 @@ def inspect_document(root: Root, config: dict, state: dict) -> dict:
         "Ports": {}, "SandboxKey": f"/proc/{state['Pid']}/ns/net" if state["Pid"] else "",
         "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "", "Networks": {},
     }
-    if network == "default":
-        network_settings["Note"] = NETWORK_NOTE
+    if network not in ("none", "host") and not network.startswith("container:"):
+        from ..net.endpoints import network_settings as bridge_settings
+
+        network_settings.update(bridge_settings(root.path, config, state))
     elif network in ("none", "host"):
         network_settings["Networks"] = {network: {"NetworkID": network, "EndpointID": "", "Gateway": "",
                                                   "IPAddress": "", "IPPrefixLen": 0, "MacAddress": ""}}

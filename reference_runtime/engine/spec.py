@@ -46,7 +46,8 @@ class ContainerSpec:
                  "user", "workdir", "hostname", "network", "memory", "memory_swap", "pids_limit",
                  "restart", "auto_remove", "stop_signal", "stop_timeout", "pull", "cap_add", "cap_drop",
                  "privileged", "read_only", "security_opt", "labels", "volumes", "mounts", "volumes_from",
-                 "tmpfs", "init", "interactive", "tty", "detach")
+                 "tmpfs", "init", "interactive", "tty", "detach", "publish", "publish_all", "expose",
+                 "network_alias", "ip", "dns", "links")
 
     #: The default of every field: a container of the image's own command, docker's defaults.
     DEFAULTS = {
@@ -56,6 +57,7 @@ class ContainerSpec:
         "stop_signal": None, "stop_timeout": None, "pull": None, "cap_add": [], "cap_drop": [],
         "privileged": False, "read_only": False, "security_opt": [], "labels": [], "volumes": [], "mounts": [],
         "volumes_from": [], "tmpfs": [], "init": False, "interactive": False, "tty": False, "detach": False,
+        "publish": [], "publish_all": False, "expose": [], "network_alias": [], "ip": "", "dns": [], "links": [],
     }
 
     def __init__(self, cid: str, **fields):
@@ -99,6 +101,9 @@ def from_flags(opts: dict, args: list[str], image: dict, cid: str) -> ContainerS
         labels=opts.get("label") or [], volumes=opts.get("volume") or [], mounts=opts.get("mount") or [],
         volumes_from=opts.get("volumes_from") or [], tmpfs=opts.get("tmpfs") or [], init=bool(opts.get("init")),
         interactive=bool(opts.get("interactive")), tty=bool(opts.get("tty")), detach=bool(opts.get("detach")),
+        publish=opts.get("publish") or [], publish_all=bool(opts.get("publish_all")), expose=opts.get("expose") or [],
+        network_alias=opts.get("network_alias") or [], ip=opts.get("ip") or "", dns=opts.get("dns") or [],
+        links=opts.get("link") or [],
     )
 
 
@@ -281,9 +286,26 @@ def check_security_opt(spec: ContainerSpec) -> None:
 
 
 def check_network(spec: ContainerSpec) -> None:
+    """What docker's daemon refuses before looking the network up (that is :func:`to_config`'s)."""
     network = spec.network
-    if network not in ("default", "bridge", "none", "host") and not network.startswith("container:"):
-        raise ContainerError(f"network {network} not found")
+    predefined = network in ("default", "bridge", "none", "host") or network.startswith("container:")
+    if spec.network_alias and predefined:
+        raise ContainerError("network-scoped alias is supported only for containers in user defined networks")
+    if spec.ip and predefined:
+        raise ContainerError("user specified IP address is supported on user defined networks only")
+    if (spec.publish or spec.publish_all) and (network in ("none",) or network.startswith("container:")):
+        raise ContainerError("conflicting options: port publishing and the container type network mode")
+    if spec.links and (network in ("none", "host") or network.startswith("container:")):
+        raise ContainerError("conflicting options: container type network can't be used with links")
+    from ..net import ports
+
+    try:
+        for item in spec.publish:
+            ports.parse_publish(item)
+        for item in spec.expose:
+            ports.parse_expose(item)
+    except ports.PortSpecError as exc:
+        raise ContainerError(str(exc)) from None
 
 
 def check_labels(spec: ContainerSpec) -> None:
@@ -350,6 +372,7 @@ def to_config(root, spec: ContainerSpec) -> dict:
         hostname = os.uname().nodename
     mounts, binds, config_volumes = _mounts(root, spec)
     tmpfs = tmpfs_flags(spec.tmpfs)
+    exposed, port_bindings, endpoints, links = _networking(root, spec, network)
     config_section = {
         "Hostname": hostname, "Domainname": "", "User": spec.user or img.get("User") or "",
         "AttachStdin": spec.interactive, "AttachStdout": not spec.detach,
@@ -357,6 +380,8 @@ def to_config(root, spec: ContainerSpec) -> dict:
         "StdinOnce": False, "Env": env, "Cmd": cmd or None, "Image": spec.ref, "Volumes": config_volumes or None,
         "WorkingDir": spec.effective_workdir(), "Entrypoint": entrypoint or None, "OnBuild": None, "Labels": labels,
     }
+    if exposed:
+        config_section["ExposedPorts"] = exposed
     if stop_signal:
         config_section["StopSignal"] = stop_signal
     if spec.stop_timeout is not None:
@@ -377,7 +402,10 @@ def to_config(root, spec: ContainerSpec) -> dict:
             "Memory": memory, "MemorySwap": swap, "PidsLimit": pids if pids and pids > 0 else None,
             "Init": True if spec.init else None, "LogConfig": {"Type": "json-file", "Config": {}},
             **({"Tmpfs": tmpfs} if tmpfs else {}), **({"Mounts": spec.mounts} if spec.mounts else {}),
+            "PortBindings": port_bindings, "PublishAllPorts": spec.publish_all, "Dns": list(spec.dns),
+            "Links": links or None,
         },
+        "NetworkingConfig": {"EndpointsConfig": endpoints},
         "Mounts": mounts,
     }
 
@@ -385,6 +413,43 @@ def to_config(root, spec: ContainerSpec) -> dict:
 def random_name(cid: str) -> str:
     n = int(cid[:8], 16)
     return f"{_ADJ[n % len(_ADJ)]}_{_NOUN[(n // 97) % len(_NOUN)]}"
+
+
+def _networking(root, spec: ContainerSpec, network: str) -> tuple[dict, dict, dict, list[str]]:
+    """(Config.ExposedPorts, HostConfig.PortBindings, NetworkingConfig.EndpointsConfig,
+    HostConfig.Links): the image's EXPOSE and ``--expose``, ``-p``/``-P``, the network's
+    endpoint settings (``--ip``, ``--network-alias``) and the ``--link``ed containers,
+    which must exist (docker checks at create)."""
+    from ..net import ports
+
+    exposed = {key: {} for key in (spec.image.get("ExposedPorts") or {})}
+    for item in spec.expose:
+        exposed.update({key: {} for key in ports.parse_expose(item)})
+    for item in spec.publish:
+        exposed.update({key: {} for key, _ in ports.parse_publish(item)})
+    bindings = ports.bindings(spec.publish, spec.publish_all, list(exposed))
+    endpoints: dict = {}
+    if network not in ("none", "host") and not network.startswith("container:"):
+        name = "bridge"
+        if network != "default":
+            from ..net.netstore import NetworkStore
+
+            name = NetworkStore(root.path).find(network)["Name"]
+        settings: dict = {"Aliases": list(spec.network_alias) or None}
+        if spec.ip:
+            settings["IPAMConfig"] = {"IPv4Address": spec.ip}
+        endpoints[name] = settings
+    links = []
+    name = "/" + (spec.name or random_name(spec.cid))
+    for item in spec.links:
+        other, _, alias = item.partition(":")
+        try:
+            cid = root.find(other)
+        except ContainerError:
+            raise ContainerError(f"could not get container for {other}") from None
+        other_name = root.read_config(cid)["Name"]
+        links.append(f"{other_name}:{name}/{alias or other_name.lstrip('/')}")
+    return exposed, bindings, endpoints, links
 
 
 def _network_mode(root, network: str) -> str:

@@ -177,11 +177,16 @@ class Supervisor:
         while True:
             try:
                 plan = container_plan(self.root, config, cgroup)
+                net = _attachment(self.root, config)
             except Exception as exc:  # noqa: BLE001 - one line to the user, not a traceback
                 self._start_failed(125, str(exc), first)
                 return
             started = time.time_ns()
-            result = self._start_and_monitor(plan, cgroup, started, first)
+            try:
+                result = self._start_and_monitor(plan, cgroup, started, first, net)
+            finally:
+                if net is not None:
+                    net.disconnect()
             if result is None:
                 return
             code, oom = result
@@ -267,10 +272,13 @@ class Supervisor:
         self._notify(statuspipe.failed(code, message))
         self._close_status()
 
-    def _start_and_monitor(self, plan: ContainerPlan, cgroup: Cgroup, started: int, first: bool) -> tuple[int, bool] | None:
+    def _start_and_monitor(self, plan: ContainerPlan, cgroup: Cgroup, started: int, first: bool,
+                           net) -> tuple[int, bool] | None:
         oom_before = cgroup.oom_kills()
         stdio, outputs, closing, console_sock = self._container_stdio(plan)
         x_r, x_w = os.pipe()
+        if net is not None:
+            plan.net_wait = os.pipe()
         trace("supervisor: clone")
         plan.join_v2 = self.cgroup_fd is None
         if self.cgroup_fd is not None:
@@ -290,6 +298,17 @@ class Supervisor:
                 os._exit(125)
         for fd in (*closing, x_w):
             os.close(fd)
+        if net is not None:
+            failure = self._plug(net, pid, *plan.net_wait)
+            if failure:
+                os.close(x_r)
+                os.waitpid(pid, 0)
+                for fd in outputs:
+                    os.close(fd)
+                if console_sock is not None:
+                    console_sock.close()
+                self._start_failed(*failure, first)
+                return None
         failure = process.read_report(x_r, default=125)
         trace("supervisor: exec done")
         terminal = -1
@@ -316,7 +335,7 @@ class Supervisor:
         def record(state: dict) -> None:
             state.update(Status="running", Running=True, Paused=False, Restarting=False, Pid=pid, PidStart=pid_start,
                          StartedAt=rfc3339(started), ExitCode=0, Error="", OOMKilled=False,
-                         Supervisor={"Pid": self.me, "Start": me_start})
+                         Supervisor={"Pid": self.me, "Start": me_start}, Ports=net.ports if net else {})
             if first:
                 state.update(ManualStop=False, FinishedAt="0001-01-01T00:00:00Z")
 
@@ -332,6 +351,21 @@ class Supervisor:
         if recorded is None:  # removed while starting
             os.kill(pid, SIGKILL)
         return self._monitor(pid, outputs, cgroup, oom_before, terminal)
+
+    def _plug(self, net, pid: int, ready: int, announce: int) -> tuple[int, str] | None:
+        """Plug the container's interfaces while it waits on ``ready``, then let it go on;
+        a failure kills it before it ran anything (the start fails with 125)."""
+        os.close(ready)
+        try:
+            net.connect(pid, process_start(pid))
+        except Exception as exc:  # noqa: BLE001 - one line to the user, not a traceback
+            os.kill(pid, SIGKILL)
+            os.close(announce)
+            return 125, str(exc)
+        trace("supervisor: network plugged")
+        os.write(announce, b"1")
+        os.close(announce)
+        return None
 
     def _container_stdio(self, plan: ContainerPlan) -> tuple[tuple[int, int, int], dict[int, str], list[int], object]:
         """The container's fds 0-2, what the supervisor reads (fd -> stream), the fds to
@@ -439,3 +473,14 @@ class Supervisor:
         except OSError:
             os.close(fd)
             setattr(self, attr, -1)
+
+
+def _attachment(root: Root, config: dict):
+    """The container's bridge networking for one start, its host ports reserved; None
+    without any (``none``, ``host``, ``container:``: the networking module is not loaded)."""
+    mode = config["HostConfig"]["NetworkMode"]
+    if mode in ("none", "host") or mode.startswith("container:"):
+        return None
+    from ..net.endpoints import Attachment
+
+    return Attachment.prepare(root.path, config)

@@ -40,7 +40,16 @@ def root(tmp_path, image_archive):
     ImageStore(tmp_path / "image").load(image_archive)
     r = Root(str(tmp_path))
     r.ensure()
-    return r
+    yield r
+    _remove_networking(tmp_path)
+
+
+def _remove_networking(root: Path) -> None:
+    """A throwaway root's bridges, rules and DNS servers (its default bridge would stay, like docker0)."""
+    if (root / "networks").is_dir():
+        from reference_runtime.net.cleanup import remove_all
+
+        remove_all(str(root))
 
 
 class Refengine:
@@ -65,4 +74,5 @@ def refengine(tmp_path, image_archive):
     listed = engine("ps", "-a", "-q", "--no-trunc")
     for cid in listed.stdout.split():
         engine("rm", "-f", "-v", cid)
+    _remove_networking(root)
     shutil.rmtree(root, ignore_errors=True)

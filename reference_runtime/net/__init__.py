@@ -1,0 +1,1 @@
+"""Bridge networking of refengine: address management, links, packet filter, embedded DNS."""

@@ -1,0 +1,169 @@
+"""Where a state root keeps its networks and their live endpoints.
+
+::
+
+    ROOT/networks/
+      lock                      flock: one writer of any network or endpoint at a time
+      <id>/network.json         the network (docker's ``network inspect`` shape, no Containers)
+      <id>/endpoints.json       container id -> endpoint, for containers running now
+      <id>/dns.json             the embedded DNS server's records (user networks; see dns.py)
+      <id>/dns.pid, dns.log     that server's pid file and log
+
+An endpoint names the container process it belongs to (pid and start time):
+one whose process is gone is stale and is dropped by the next change or by
+``network prune``, so a SIGKILLed supervisor leaves nothing that a later
+command does not clean (the veth pair died with the container's namespace).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+import shutil
+
+from ..engine import jsonio
+from ..engine.state import Lock, alive, rfc3339
+from ..errors import ContainerError
+from . import ipam
+
+DEFAULT_NAME = "bridge"
+#: Names docker reserves for its predefined networks.
+PREDEFINED = ("bridge", "host", "none")
+
+
+def root_tag(root_path: str) -> str:
+    """Six hex digits naming a state root in kernel objects (bridges, chains)
+    so that two roots on one host never share one."""
+    return hashlib.sha256(os.path.realpath(root_path).encode()).hexdigest()[:6]
+
+
+class NetworkStore:
+    """The networks of one state root."""
+
+    def __init__(self, root_path: str):
+        self.root_path = root_path
+        self.path = os.path.join(root_path, "networks")
+        self.tag = root_tag(root_path)
+
+    def lock(self) -> Lock:
+        os.makedirs(self.path, mode=0o711, exist_ok=True)
+        return Lock(os.path.join(self.path, "lock"))
+
+    def dir(self, nid: str) -> str:
+        return os.path.join(self.path, nid)
+
+    def bridge_name(self, nid: str) -> str:
+        """``rf`` + root tag + the network id's first 7 digits: 15 characters, the kernel's limit."""
+        return f"rf{self.tag}{nid[:7]}"
+
+    # -- networks ------------------------------------------------------------
+    def ids(self) -> list[str]:
+        try:
+            return sorted(e for e in os.listdir(self.path) if len(e) == 64)
+        except FileNotFoundError:
+            return []
+
+    def read(self, nid: str) -> dict:
+        try:
+            return jsonio.read(os.path.join(self.dir(nid), "network.json"))
+        except FileNotFoundError:
+            raise ContainerError(f"network {nid} not found") from None
+
+    def all(self) -> list[dict]:
+        out = []
+        for nid in self.ids():
+            try:
+                out.append(self.read(nid))
+            except (ContainerError, ValueError):
+                continue  # being created or removed
+        return out
+
+    def find(self, ref: str, *, create_default: bool = True) -> dict:
+        """A network by name, full id or unique id prefix (docker's lookup order); the
+        default bridge is made on first use unless ``create_default`` is false."""
+        networks = self.all()
+        for net in networks:
+            if net["Name"] == ref or net["Id"] == ref:
+                return net
+        if ref == DEFAULT_NAME and create_default:
+            return self.ensure_default()
+        matches = [n for n in networks if ref and n["Id"].startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        raise ContainerError(f"network {ref} not found")
+
+    def create(self, name: str, *, subnet: str = "", gateway: str = "", internal: bool = False,
+               options: dict | None = None, labels: dict | None = None, taken=()) -> dict:
+        """A new bridge network; caller holds :meth:`lock`. ``taken``: the host's routes, which
+        a chosen subnet must not overlap (a given ``--subnet`` may: docker checks only its own)."""
+        if name in PREDEFINED and name != DEFAULT_NAME or any(n["Name"] == name for n in self.all()):
+            raise ContainerError(f"network with name {name} already exists")
+        others = [ipaddress.ip_network(n["IPAM"]["Config"][0]["Subnet"]) for n in self.all()]
+        try:
+            if subnet:
+                chosen = ipam.parse_subnet(subnet)
+                clash = [o for o in others if o.overlaps(chosen)]
+                if clash:
+                    raise ContainerError("Pool overlaps with other one on this address space")
+            else:
+                chosen = ipam.choose_subnet([*taken, *others])
+            gw = ipam.gateway_of(chosen, gateway)
+        except ipam.IPAMError as exc:
+            raise ContainerError(str(exc)) from None
+        nid = hashlib.sha256(os.urandom(32)).hexdigest()
+        net = {"Name": name, "Id": nid, "Created": rfc3339(), "Scope": "local", "Driver": "bridge",
+               "EnableIPv6": False, "IPAM": {"Driver": "default", "Options": {},
+                                             "Config": [{"Subnet": str(chosen), "Gateway": gw}]},
+               "Internal": internal, "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""},
+               "ConfigOnly": False, "Options": dict(options or {}), "Labels": dict(labels or {}),
+               "Bridge": self.bridge_name(nid)}
+        os.makedirs(self.dir(nid), mode=0o711)
+        jsonio.write_atomic(os.path.join(self.dir(nid), "endpoints.json"), {})
+        jsonio.write_atomic(os.path.join(self.dir(nid), "network.json"), net)
+        return net
+
+    def ensure_default(self) -> dict:
+        """The default bridge network, made on first use (docker makes it at daemon start)."""
+        for net in self.all():
+            if net["Options"].get("com.docker.network.bridge.default_bridge") == "true":
+                return net
+        from .links import host_routes
+
+        return self.create(DEFAULT_NAME, taken=host_routes(),
+                           options={"com.docker.network.bridge.default_bridge": "true",
+                                    "com.docker.network.bridge.enable_icc": "true",
+                                    "com.docker.network.bridge.enable_ip_masquerade": "true"})
+
+    def delete(self, nid: str) -> None:
+        shutil.rmtree(self.dir(nid), ignore_errors=True)
+
+    # -- endpoints -----------------------------------------------------------
+    def endpoints(self, nid: str, *, live: bool = True) -> dict:
+        """container id -> endpoint; with ``live``, only those whose container process runs."""
+        try:
+            eps = jsonio.read(os.path.join(self.dir(nid), "endpoints.json"))
+        except FileNotFoundError:
+            return {}
+        if live:
+            eps = {cid: ep for cid, ep in eps.items() if alive(ep["Pid"], ep["PidStart"])}
+        return eps
+
+    def write_endpoints(self, nid: str, eps: dict) -> None:
+        jsonio.write_atomic(os.path.join(self.dir(nid), "endpoints.json"), eps)
+
+    def is_user(self, net: dict) -> bool:
+        """A user-defined network: the ones with an embedded DNS server (docker's rule)."""
+        return net["Options"].get("com.docker.network.bridge.default_bridge") != "true"
+
+
+def icc(net: dict) -> bool:
+    return net["Options"].get("com.docker.network.bridge.enable_icc", "true") != "false"
+
+
+def subnet_of(net: dict) -> ipaddress.IPv4Network:
+    return ipaddress.ip_network(net["IPAM"]["Config"][0]["Subnet"])
+
+
+def gateway(net: dict) -> str:
+    return net["IPAM"]["Config"][0]["Gateway"]

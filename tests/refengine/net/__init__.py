@@ -1,0 +1,1 @@
+"""Unit tests of refengine's bridge networking (reference_runtime/net)."""
