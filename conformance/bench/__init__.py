@@ -23,6 +23,7 @@ CASE_MODULES = {
     "start": "conformance.bench.start",
     "build": "conformance.bench.build",
     "registry": "conformance.bench.registry",
+    "network": "conformance.bench.network",
 }
 
 

@@ -32,7 +32,7 @@ class CliSubject:
         self.cwd = tempfile.gettempdir()
         self.ready = False
 
-    def _prepare(self) -> None:
+    def prepare(self) -> None:
         if not shutil.which(self.argv[0]):
             raise Unavailable(f"{self.argv[0]} is not installed")
         probe = subprocess.run([*self.argv, "image", "inspect", IMAGE], env=self.env, capture_output=True, cwd=self.cwd)
@@ -47,7 +47,7 @@ class CliSubject:
 
     def __call__(self) -> float:
         if not self.ready:
-            self._prepare()
+            self.prepare()
         done: list[subprocess.CompletedProcess] = []
         ms = timed(lambda: done.append(subprocess.run(self.cmd, env=self.env, stdout=subprocess.DEVNULL,
                                                       stderr=subprocess.PIPE, cwd=self.cwd)))

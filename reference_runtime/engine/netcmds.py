@@ -61,8 +61,6 @@ def _options(items: list[str]) -> dict:
 
 
 def cmd_network_create(root: Root, p: Parsed) -> int:
-    from ..net import links
-
     driver = p.opts.get("driver") or "bridge"
     if driver != "bridge":
         raise ContainerError(f'plugin "{driver}" not found')
@@ -86,10 +84,8 @@ def cmd_network_create(root: Root, p: Parsed) -> int:
     store = NetworkStore(root.path)
     with store.lock():
         net = store.create(name, subnet=subnets[0] if subnets else "", gateway=gateways[0] if gateways else "",
-                           internal=bool(p.opts.get("internal")), options=options, labels=labels,
-                           taken=[] if subnets else links.host_routes())
+                           internal=bool(p.opts.get("internal")), options=options, labels=labels)
         try:
-            links.ensure_bridge(net["Bridge"], netstore.gateway(net), netstore.subnet_of(net).prefixlen)
             endpoints.refresh(store)
         except BaseException:
             _delete(store, net)
@@ -145,6 +141,9 @@ def prune_networks(root: Root) -> list[str]:
             if store.is_user(net) and not store.endpoints(net["Id"]):
                 _delete(store, net)
                 removed.append(net["Name"])
+        from ..net.cleanup import remove_orphans
+
+        remove_orphans()  # and those of roots deleted without a prune
         known = {net["Bridge"] for net in store.all()}
         for ifname in links.interfaces(f"rf{store.tag}"):
             if ifname not in known:

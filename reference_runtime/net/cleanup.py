@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from .netstore import NetworkStore
+from .netstore import NetworkStore, remove_orphans  # noqa: F401 - part of this module's interface
 
 
 def leftovers(root_path: str) -> dict[str, list[str]]:
@@ -48,3 +48,4 @@ def remove_all(root_path: str) -> None:
             os.unlink(os.path.join(store.path, "firewall.applied"))
         except FileNotFoundError:
             pass
+

@@ -89,9 +89,21 @@ class Records:
         for name, addrs in names.items():
             for a in addrs:
                 ptr.setdefault(str(a), []).append(name)
-        return {"internal": bool(doc.get("internal", False)), "names": names, "ptr": ptr,
+        # "subnets": the clients served (a network's own containers); absent, anyone.
+        subnets = [ipaddress.ip_network(n) for n in doc["subnets"]] if "subnets" in doc else None
+        return {"internal": bool(doc.get("internal", False)), "names": names, "ptr": ptr, "subnets": subnets,
                 "upstream": [str(s) for s in doc.get("upstream", [])],
                 "clients": {str(k): [str(s) for s in v] for k, v in doc.get("clients", {}).items()}}
+
+
+def _inside(src: str, subnets: list) -> bool:
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(src)
+    except ValueError:
+        return False
+    return any(ip in n for n in subnets)
 
 
 def _hostport(server: str) -> tuple[str, int]:
@@ -178,6 +190,10 @@ def answer(records: Records, data: bytes, src: str, own: tuple[str, int], tcp: b
     if h.opcode != 0:
         return _error(data, NOTIMP)
     table, q = records.current(), request.q
+    if table.get("subnets") is not None and not _inside(src, table["subnets"]):
+        # Another network's container (the gateway is a host address every network reaches)
+        # learns nothing of this network's names: aardvark-dns serves its own network only.
+        return _error(data, REFUSED)
     # Not authoritative (aa=0), like docker's and aardvark's answers: clients print them as such.
     name, reply = str(q.qname).lower().rstrip("."), request.reply(ra=int(not table["internal"]), aa=0)
     if name in table["names"]:  # other types than A (AAAA with no IPv6): NOERROR, no data

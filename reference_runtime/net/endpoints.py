@@ -253,7 +253,8 @@ def dns_records(net: dict, eps: dict) -> dict:
             names.setdefault(name.lower(), []).append(ip)
         if ep.get("Dns"):
             clients[ip] = ep["Dns"]
-    return {"internal": bool(net["Internal"]), "upstream": host_nameservers(), "clients": clients, "names": names}
+    return {"internal": bool(net["Internal"]), "upstream": host_nameservers(), "clients": clients, "names": names,
+            "subnets": [str(subnet_of(net))]}
 
 
 def refresh(store: NetworkStore, *, force: bool = False) -> None:

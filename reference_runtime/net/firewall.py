@@ -65,6 +65,12 @@ def _ip(parse, value: object, what: str):
         raise ContainerError(f"invalid {what} {value!r}: {exc}") from None
 
 
+#: Bridges of other roots and engines (iptables' ``+`` matches any suffix): traffic from our
+#: networks into them is left to their own rules (docker: docker0, br-*; podman: podman*,
+#: cni-podman*; other refengine roots: rf*), which drop what they did not publish.
+FOREIGN_BRIDGES = ("rf+", "docker0", "br-+", "podman+", "cni-podman+")
+
+
 def ruleset(tag: str, networks: list[dict], published: list[dict]) -> str:
     """The ``iptables-restore --noflush`` text that makes the root's chains hold
     exactly the rules of these networks and published ports (without the jumps:
@@ -129,6 +135,11 @@ def ruleset(tag: str, networks: list[dict], published: list[dict]) -> str:
         else:
             into.append(f"-A {c['FWD']} -o {br} -m conntrack --ctstate DNAT {_COMMENT} -j ACCEPT")
             into.append(f"-A {c['FWD']} -o {br} {_COMMENT} -j DROP")
+            # Out, but not into another engine's (or root's) bridge: our ACCEPT may sit above
+            # docker's and podman's own isolation rules in FORWARD. DNAT'd connections to
+            # their published ports are theirs to accept (conntrack DNAT state) and go on.
+            for other in FOREIGN_BRIDGES:
+                out.append(f"-A {c['FWD']} -i {br} -o {other} -m conntrack ! --ctstate DNAT {_COMMENT} -j RETURN")
             out.append(f"-A {c['FWD']} -i {br} ! -o {br} {_COMMENT} -j ACCEPT")
     return "\n".join(["*nat", f":{c['PRE']} - [0:0]", f":{c['POST']} - [0:0]", *pre, *post, "COMMIT",
                       "*filter", f":{c['FWD']} - [0:0]", *into, *out, "COMMIT", ""])

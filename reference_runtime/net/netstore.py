@@ -28,6 +28,10 @@ from ..errors import ContainerError
 from . import ipam
 
 DEFAULT_NAME = "bridge"
+#: Held while a subnet is chosen and its bridge made, by every root on this host.
+HOST_LOCK = "/run/refengine-ipam.lock"
+#: Which root each tag is (see :func:`register`); /run: kernel objects do not outlive a boot either.
+REGISTRY = "/run/refengine-roots"
 #: Names docker reserves for its predefined networks.
 PREDEFINED = ("bridge", "host", "none")
 
@@ -66,9 +70,11 @@ class NetworkStore:
 
     def read(self, nid: str) -> dict:
         try:
-            return jsonio.read(os.path.join(self.dir(nid), "network.json"))
+            net = jsonio.read(os.path.join(self.dir(nid), "network.json"))
         except FileNotFoundError:
             raise ContainerError(f"network {nid} not found") from None
+        net["Bridge"] = self.bridge_name(nid)  # from this root's tag: a copied root never shares a bridge
+        return net
 
     def all(self) -> list[dict]:
         out = []
@@ -94,23 +100,47 @@ class NetworkStore:
         raise ContainerError(f"network {ref} not found")
 
     def create(self, name: str, *, subnet: str = "", gateway: str = "", internal: bool = False,
-               options: dict | None = None, labels: dict | None = None, taken=()) -> dict:
-        """A new bridge network; caller holds :meth:`lock`. ``taken``: the host's routes, which
-        a chosen subnet must not overlap (a given ``--subnet`` may: docker checks only its own)."""
+               options: dict | None = None, labels: dict | None = None) -> dict:
+        """A new bridge network and its bridge; caller holds :meth:`lock`.
+
+        Its subnet overlaps no other network of this root and none of the host's routes,
+        also when given with ``--subnet`` (docker checks only its own networks; a subnet
+        over the host's LAN would cut the host off it). Choosing a subnet and making the
+        bridge that claims it happen under a host-wide lock: two roots (or engines of
+        ours) choosing at once would otherwise both take the first free pool."""
         if name in PREDEFINED and name != DEFAULT_NAME or any(n["Name"] == name for n in self.all()):
             raise ContainerError(f"network with name {name} already exists")
-        others = [ipaddress.ip_network(n["IPAM"]["Config"][0]["Subnet"]) for n in self.all()]
-        try:
-            if subnet:
-                chosen = ipam.parse_subnet(subnet)
-                clash = [o for o in others if o.overlaps(chosen)]
-                if clash:
-                    raise ContainerError("Pool overlaps with other one on this address space")
-            else:
-                chosen = ipam.choose_subnet([*taken, *others])
-            gw = ipam.gateway_of(chosen, gateway)
-        except ipam.IPAMError as exc:
-            raise ContainerError(str(exc)) from None
+        from . import links
+
+        others = [subnet_of(n) for n in self.all()]
+        with Lock(HOST_LOCK):
+            remove_orphans()  # what deleted roots left: their subnets are free again
+            register(self.root_path, self.tag)
+            routes = [r for r in links.host_routes() if r.prefixlen > 0]
+            try:
+                if subnet:
+                    chosen = ipam.parse_subnet(subnet)
+                    if any(o.overlaps(chosen) for o in others):
+                        raise ContainerError("Pool overlaps with other one on this address space")
+                    clash = [r for r in routes if r.overlaps(chosen)]
+                    if clash:
+                        raise ContainerError(f"subnet {chosen} overlaps the host's route to {clash[0]}: "
+                                             f"choose a subnet no route of this host covers")
+                else:
+                    chosen = ipam.choose_subnet([*routes, *others])
+                gw = ipam.gateway_of(chosen, gateway)
+            except ipam.IPAMError as exc:
+                raise ContainerError(str(exc)) from None
+            net = self._write_new(name, chosen, gw, internal, options, labels)
+            try:
+                links.ensure_bridge(net["Bridge"], gw, chosen.prefixlen)
+            except BaseException:
+                self.delete(net["Id"])
+                raise
+        return net
+
+    def _write_new(self, name: str, chosen: ipaddress.IPv4Network, gw: str, internal: bool,
+                   options: dict | None, labels: dict | None) -> dict:
         nid = hashlib.sha256(os.urandom(32)).hexdigest()
         net = {"Name": name, "Id": nid, "Created": rfc3339(), "Scope": "local", "Driver": "bridge",
                "EnableIPv6": False, "IPAM": {"Driver": "default", "Options": {},
@@ -128,10 +158,7 @@ class NetworkStore:
         for net in self.all():
             if net["Options"].get("com.docker.network.bridge.default_bridge") == "true":
                 return net
-        from .links import host_routes
-
-        return self.create(DEFAULT_NAME, taken=host_routes(),
-                           options={"com.docker.network.bridge.default_bridge": "true",
+        return self.create(DEFAULT_NAME, options={"com.docker.network.bridge.default_bridge": "true",
                                     "com.docker.network.bridge.enable_icc": "true",
                                     "com.docker.network.bridge.enable_ip_masquerade": "true"})
 
@@ -157,6 +184,42 @@ class NetworkStore:
         return net["Options"].get("com.docker.network.bridge.default_bridge") != "true"
 
 
+def register(root_path: str, tag: str) -> None:
+    """Note on the host which root a tag belongs to, so that the bridges and rules of a
+    root deleted without ``network prune`` (a test's temporary root, a wiped directory)
+    can be found and removed (:func:`cleanup.remove_orphans`)."""
+    os.makedirs(REGISTRY, mode=0o700, exist_ok=True)
+    path = os.path.join(REGISTRY, tag)
+    real = os.path.realpath(root_path)
+    try:
+        with open(path) as f:
+            if f.read() == real:
+                return
+    except FileNotFoundError:
+        pass
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(real)
+    os.replace(tmp, path)
+
+
+def registered() -> dict[str, str]:
+    """tag -> root path of every root that made networks on this host since boot."""
+    out = {}
+    try:
+        names = os.listdir(REGISTRY)
+    except FileNotFoundError:
+        return out
+    for tag in names:
+        if len(tag) == 6:
+            try:
+                with open(os.path.join(REGISTRY, tag)) as f:
+                    out[tag] = f.read()
+            except FileNotFoundError:
+                continue
+    return out
+
+
 def icc(net: dict) -> bool:
     return net["Options"].get("com.docker.network.bridge.enable_icc", "true") != "false"
 
@@ -167,3 +230,24 @@ def subnet_of(net: dict) -> ipaddress.IPv4Network:
 
 def gateway(net: dict) -> str:
     return net["IPAM"]["Config"][0]["Gateway"]
+
+
+def remove_orphans() -> list[str]:
+    """Remove the bridges and rules of every registered root whose networks are gone
+    (the directory was deleted without ``network prune``); returns their tags. Their DNS
+    servers end by themselves once their records file is gone."""
+    from . import firewall, links
+
+    removed = []
+    for tag, root_path in sorted(registered().items()):
+        if os.path.isdir(os.path.join(root_path, "networks")):
+            continue
+        for bridge in links.interfaces(f"rf{tag}"):
+            links.delete_link(bridge)
+        firewall.remove(tag)
+        try:
+            os.unlink(os.path.join(REGISTRY, tag))
+        except FileNotFoundError:
+            pass
+        removed.append(tag)
+    return removed

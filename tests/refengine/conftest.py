@@ -11,8 +11,9 @@ import pytest
 @pytest.fixture(scope="session", autouse=True)
 def _no_network_leftovers(tmp_path_factory):
     yield
+    from reference_runtime.net.cleanup import remove_all, remove_orphans
+
     base = tmp_path_factory.getbasetemp()
     for lock in base.rglob("networks/lock"):
-        from reference_runtime.net.cleanup import remove_all
-
         remove_all(str(lock.parent.parent))
+    remove_orphans()  # roots a test deleted before this point

@@ -43,7 +43,7 @@ def test_run_isolates_and_cleans_up_with_rm(refengine):
     lines = result.stdout.split("\n")
     assert lines[0] == "pid=1" and lines[1] == "box" and lines[2] == "box"
     assert {"null", "zero", "urandom", "pts", "shm"} <= set(result.stdout.split())
-    assert lines[-2].strip() == "1"  # loopback only
+    assert lines[-2].strip() == "2"  # lo and eth0 on the default bridge
     assert refengine("ps", "-a", "-q").stdout == ""
     assert not list((refengine.root / "containers").iterdir())
     assert _host_mounts_under(refengine.root) == []
@@ -150,6 +150,10 @@ def test_no_module_is_imported_after_pivot_root(refengine, tmp_path):
     boot = f"import sys; sys.path.insert(0, {repo!r}); from reference_runtime.engine.cli import main; main()"
 
     def bare(*args: str) -> subprocess.CompletedProcess:
+        # --network none: a bridge network has the supervisor (never the container) load
+        # pyroute2 from site-packages, which -S hides
+        if args[0] == "run":
+            args = ("run", "--network", "none", *args[1:])
         return subprocess.run([sys.executable, "-S", "-c", boot, "--root", str(refengine.root), *args],
                               capture_output=True, text=True, timeout=60)
 

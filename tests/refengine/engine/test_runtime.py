@@ -38,7 +38,7 @@ def test_inspect_document_has_dockers_keys(root):
     host = doc["HostConfig"]
     assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
     assert host["Memory"] == 16 << 20 and host["PidsLimit"] == 50 and host["Init"] is True
-    assert host["NetworkMode"] == "default" and "loopback" in doc["NetworkSettings"]["Note"]
+    assert host["NetworkMode"] == "default" and list(doc["NetworkSettings"]["Networks"]) == ["bridge"]
     assert doc["RestartCount"] == 0 and doc["Image"].startswith("sha256:")
 
 
