@@ -57,6 +57,7 @@ Containers: run create start stop restart kill wait logs ps inspect rm exec top 
             commit export
 Images:     images load save import tag rmi history
 Volumes:    volume create|ls|inspect|rm|prune
+Networks:   network create|ls|inspect|rm|prune|connect|disconnect
 System:     system df|prune|info|events|check [--repair], info, events, version
 """
 

@@ -163,6 +163,12 @@ def cmd_system_prune(root: Root, p: Parsed) -> int:
             deleted.append(config["Id"])
     if deleted:
         sys.stdout.write("Deleted Containers:\n" + "".join(c + "\n" for c in deleted) + "\n")
+    if os.path.isdir(os.path.join(root.path, "networks")):  # docker's prune takes unused networks too
+        from .netcmds import prune_networks
+
+        networks = prune_networks(root)
+        if networks:
+            sys.stdout.write("Deleted Networks:\n" + "".join(n + "\n" for n in networks) + "\n")
     if p.opts.get("volumes"):
         removed, vspace = prune_volumes(root, False, [])
         space += vspace
@@ -237,19 +243,26 @@ def _info(root: Root) -> dict:
         "ContainersPaused": sum(1 for _, s in records if s["Status"] == "paused"),
         "ContainersStopped": sum(1 for _, s in records if s["Status"] not in ("running", "paused")),
         "Images": n_images, "Driver": "overlay", "DriverStatus": [["Backing Filesystem", "extfs"]],
-        "Plugins": {"Volume": ["local"], "Network": ["host", "none"], "Log": ["json-file"]},
+        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"], "Log": ["json-file"]},
         "MemoryLimit": True, "SwapLimit": os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"),
         "KernelMemory": False, "CpuCfsPeriod": False, "CpuCfsQuota": False, "PidsLimit": True,
-        "OomKillDisable": False, "IPv4Forwarding": False, "Debug": False, "LoggingDriver": "json-file",
+        "OomKillDisable": False, "IPv4Forwarding": _ip_forwarding(), "Debug": False, "LoggingDriver": "json-file",
         "CgroupDriver": "cgroupfs", "CgroupVersion": "2" if unified() else "1",
         "KernelVersion": uname.release, "OperatingSystem": _os_name(), "OSType": "linux",
         "Architecture": uname.machine, "NCPU": os.cpu_count() or 1, "MemTotal": _mem_total(),
         "DockerRootDir": root.path, "Name": uname.nodename, "Labels": [], "ServerVersion": VERSION,
         "DefaultRuntime": "refengine", "Runtimes": {"refengine": {"path": "refengine"}},
         "LiveRestoreEnabled": False, "Isolation": "", "InitBinary": "refengine (built-in init)",
-        "SecurityOptions": ["name=no-new-privileges"], "Warnings": [
-            "refengine: no bridge networking yet; containers get a private loopback-only network by default"],
+        "SecurityOptions": ["name=no-new-privileges"], "Warnings": [],
     }
+
+
+def _ip_forwarding() -> bool:
+    try:
+        with open("/proc/sys/net/ipv4/ip_forward") as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return False
 
 
 def _os_name() -> str:
@@ -283,7 +296,7 @@ def cmd_system_info(root: Root, p: Parsed) -> int:
         f" Images: {info['Images']}", f" Server Version: {info['ServerVersion']}",
         f" Storage Driver: {info['Driver']}", f" Logging Driver: {info['LoggingDriver']}",
         f" Cgroup Driver: {info['CgroupDriver']}", f" Cgroup Version: {info['CgroupVersion']}",
-        " Plugins:", "  Volume: local", "  Network: host none", "  Log: json-file",
+        " Plugins:", "  Volume: local", "  Network: bridge host none", "  Log: json-file",
         f" Runtimes: {info['DefaultRuntime']}", f" Default Runtime: {info['DefaultRuntime']}",
         f" Init Binary: {info['InitBinary']}", f" Kernel Version: {info['KernelVersion']}",
         f" Operating System: {info['OperatingSystem']}", f" OSType: {info['OSType']}",
