@@ -300,9 +300,8 @@ def serve(records_path: str, listen: str, port: int, ready_fd: int | None = None
 
 def spawn(records: str, listen: str, pidfile: str, log: str, port: int = 53) -> int:
     """Start a detached server for ``records``; return its pid once its sockets are bound.
-
-    >>> spawn("/run/refengine/net/n1/dns.json", "10.213.4.1", "/run/.../dns.pid", "/run/.../dns.log")
-    """
+    The engine calls ``spawn(NETDIR/dns.json, GATEWAY, NETDIR/dns.pid, NETDIR/dns.log)``
+    on a user network's first container start (see endpoints.py)."""
     argv = [sys.executable, "-m", MODULE, "--records", os.path.abspath(records),
             "--listen", listen, "--port", str(port)]
     r, w = os.pipe()
