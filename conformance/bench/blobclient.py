@@ -341,9 +341,14 @@ class NullRegistry:
         head += [f"{k}: {v}" for k, v in headers.items()]
         conn.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (body if method != "HEAD" else b""))
         if blob and method == "GET":
-            conn.settimeout(None)  # blocking: one sendfile(2) loop in the kernel, no select per chunk
-            with open(blob, "rb") as f:
-                conn.sendfile(f)
+            # Blocking writes of 1 MiB from one buffer: on loopback a copy loop outruns
+            # sendfile(2) (1.5-1.7 against 1.25-1.3 GB/s here), and the calibration
+            # subject must be at least as fast as any registry's way of sending.
+            conn.settimeout(None)
+            buffer = memoryview(bytearray(1 << 20))
+            with open(blob, "rb", buffering=0) as f:
+                while n := f.readinto(buffer):
+                    conn.sendall(buffer[:n])
 
     def _layout_blob(self, digest: str) -> Path | None:
         if self.layout is None or not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from reference_runtime.errors import RegistryError
 from reference_runtime.registry import errcodes as E
-from reference_runtime.registry import httpranges, manifests, pagination, storage as st, uploadbody
+from reference_runtime.registry import blobsend, httpranges, manifests, pagination, storage as st, uploadbody
 from reference_runtime.registry.auth import Identity, access_controller
 from reference_runtime.registry.config import Config
 from reference_runtime.registry.reference import (Digest, DigestError, digest_of, looks_like_digest,
@@ -460,6 +460,30 @@ class _BlobFileResponse(web.FileResponse):
 
     async def prepare(self, request):
         return await super().prepare(self._sanitized_request)
+
+    async def _sendfile(self, request, fobj, offset: int, count: int):
+        """The body by :mod:`.blobsend` (a copy loop on a thread, faster than sendfile on
+        loopback); over TLS, aiohttp's own path (the socket carries ciphertext)."""
+        transport = request.transport
+        if transport is None:
+            raise ConnectionResetError("Connection lost")
+        if transport.get_extra_info("ssl_object") is not None or transport.get_extra_info("socket") is None:
+            return await super()._sendfile(request, fobj, offset, count)
+        writer = await web.StreamResponse.prepare(self, request)
+        send_headers = getattr(writer, "send_headers", None)
+        if send_headers is not None:  # aiohttp >= 3.10 holds the headers back for the first body write
+            send_headers()
+        for _ in range(10000):  # the headers leave before the body: both go to one socket
+            if not transport.get_write_buffer_size():
+                break
+            await asyncio.sleep(0.001)
+        else:
+            raise ConnectionResetError("the reader does not take the response headers")
+        sock = transport.get_extra_info("socket")
+        await asyncio.get_running_loop().run_in_executor(
+            blobsend.pool(), blobsend.send_range, sock.fileno(), fobj.fileno(), offset, count)
+        await web.StreamResponse.write_eof(self)
+        return writer
 
     @property
     def etag(self):
