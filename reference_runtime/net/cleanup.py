@@ -36,7 +36,10 @@ def remove_all(root_path: str) -> None:
     rule of this root; the network records stay (a later start makes them again)."""
     from . import dns, firewall, links
 
+    from . import netd
+
     store = NetworkStore(root_path)
+    netd.stop(root_path)
     with store.lock():
         for nid in store.ids():
             d = store.dir(nid)

@@ -151,7 +151,7 @@ class Attachment:
 def _attach(store: NetworkStore, net: dict, config: dict, settings: dict, pid: int, pid_start: int,
             ifname: str, published: dict) -> dict:
     """Allocate an address on ``net``, plug the veth, record the endpoint. Under the lock."""
-    from . import links
+    from . import netd
 
     nid, cid = net["Id"], config["Id"]
     subnet, gw = subnet_of(net), gateway(net)
@@ -162,10 +162,11 @@ def _attach(store: NetworkStore, net: dict, config: dict, settings: dict, pid: i
         ip = ipam.allocate(subnet, gw, [e["IPv4Address"].split("/")[0] for e in eps.values()], wanted_ip)
     except ipam.IPAMError as exc:
         raise ContainerError(str(exc)) from None
-    links.ensure_bridge(net["Bridge"], gw, subnet.prefixlen)
+    netd.call(store.root_path, "ensure_bridge", ifname=net["Bridge"], gateway=gw, prefixlen=subnet.prefixlen)
     mac = ipam.mac_for(ip)
-    links.plug(pid, net["Bridge"], _veth_name(cid, nid), ifname, ip, subnet.prefixlen, mac,
-               "" if net["Internal"] or ifname != "eth0" else gw)
+    netd.call(store.root_path, "plug", pid=pid, bridge=net["Bridge"], host_if=_veth_name(cid, nid), ifname=ifname,
+              address=ip, prefixlen=subnet.prefixlen, mac=mac,
+              gateway="" if net["Internal"] or ifname != "eth0" else gw)
     ep = {"Name": config["Name"].lstrip("/"), "EndpointID": hashlib.sha256(f"{cid}{nid}{pid}".encode()).hexdigest(),
           "MacAddress": mac, "IPv4Address": f"{ip}/{subnet.prefixlen}", "IPv6Address": "",
           "Aliases": list(settings.get("Aliases") or []), "Ifname": ifname, "Pid": pid, "PidStart": pid_start,
@@ -217,7 +218,7 @@ def connect_running(root_path: str, config: dict, state: dict, net: dict, settin
 
 def disconnect_running(root_path: str, config: dict, state: dict, net: dict) -> None:
     """``network disconnect`` of a running container: its interface on ``net`` removed."""
-    from . import links
+    from . import netd
 
     store = NetworkStore(root_path)
     with store.lock():
@@ -225,7 +226,7 @@ def disconnect_running(root_path: str, config: dict, state: dict, net: dict) -> 
         ep = eps.pop(config["Id"], None)
         if ep is None:
             raise ContainerError(f"container {config['Id'][:12]} is not connected to network {net['Name']}")
-        links.unplug(state["Pid"], ep["Ifname"])
+        netd.call(root_path, "unplug", pid=state["Pid"], ifname=ep["Ifname"])
         store.write_endpoints(net["Id"], eps)
         _write_hosts(store, config, current_addresses(store, config["Id"]))
         refresh(store)
@@ -319,10 +320,10 @@ def _refresh_dns(store: NetworkStore, net: dict, eps: dict) -> None:
     jsonio.write_atomic(records, dns_records(net, eps))
     pidfile = os.path.join(d, "dns.pid")
     if eps and not dns.running(pidfile, records):
-        from . import links
+        from . import netd
 
-        subnet = subnet_of(net)
-        links.ensure_bridge(net["Bridge"], gateway(net), subnet.prefixlen)
+        netd.call(store.root_path, "ensure_bridge", ifname=net["Bridge"], gateway=gateway(net),
+                  prefixlen=subnet_of(net).prefixlen)
         dns.spawn(records, gateway(net), pidfile, os.path.join(d, "dns.log"))
 
 
