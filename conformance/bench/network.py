@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..hostnet import free_subnets
 from .core import Case, Unavailable
 from .start import IMAGE, CliSubject
 
@@ -61,24 +62,11 @@ print(n / (time.perf_counter() - t))
 """
 
 
-def _host_routes() -> list:
-    out = subprocess.run(["ip", "-o", "-4", "route", "show", "table", "all"], capture_output=True, text=True,
-                         timeout=10).stdout
-    nets = []
-    for line in out.splitlines():
-        words = line.split()
-        dest = words[1] if words[0] in ("local", "broadcast", "unreachable", "blackhole") else words[0]
-        if dest != "default":
-            nets.append(ipaddress.ip_network(dest, strict=False))
-    return nets
-
-
 def _free_subnet() -> str:
-    taken = _host_routes()
-    for subnet in POOL.subnets(new_prefix=24):
-        if not any(subnet.overlaps(t) for t in taken):
-            return str(subnet)
-    raise Unavailable(f"no free /24 in {POOL}")
+    free = free_subnets(POOL)
+    if not free:
+        raise Unavailable(f"no free /24 in {POOL}")
+    return str(free[0])
 
 
 class NetworkPair:

@@ -65,8 +65,8 @@ def resolv_conf(network: str, host_resolv: str, dns: list[str] = (), resolver: s
 def write(directory: str, network: str, hostname: str, dns: list[str] = (), resolver: str = "") -> dict[str, str]:
     """Write the three files into ``directory`` (and their empty mount points under
     ``directory/init/etc``); returns name -> path, for the plan's bind mounts."""
-    texts = {"hostname": hostname + "\n", "hosts": hosts(network, hostname, _read("/etc/hosts") if network == "host" else ""),
-             "resolv.conf": resolv_conf(network, _read("/etc/resolv.conf"), dns, resolver)}
+    texts = {"hostname": hostname + "\n", "hosts": hosts(network, hostname, read_or_empty("/etc/hosts") if network == "host" else ""),
+             "resolv.conf": resolv_conf(network, read_or_empty("/etc/resolv.conf"), dns, resolver)}
     paths = {}
     for name in ETC_FILES:
         open(os.path.join(directory, "init/etc", name), "w").close()
@@ -76,7 +76,8 @@ def write(directory: str, network: str, hostname: str, dns: list[str] = (), reso
     return paths
 
 
-def _read(path: str) -> str:
+def read_or_empty(path: str) -> str:
+    """A small text file's content, '' when it cannot be read (the host's /etc files)."""
     try:
         with open(path) as f:
             return f.read()

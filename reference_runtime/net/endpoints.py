@@ -21,6 +21,7 @@ import os
 import socket
 
 from ..engine import jsonio
+from ..engine.etcfiles import read_or_empty
 from ..errors import ContainerError
 from . import ipam, ports
 from .netstore import NetworkStore, gateway, icc, subnet_of
@@ -236,11 +237,7 @@ def disconnect_running(root_path: str, config: dict, state: dict, net: dict) -> 
 
 
 def host_nameservers() -> list[str]:
-    try:
-        with open("/etc/resolv.conf") as f:
-            text = f.read()
-    except OSError:
-        return []
+    text = read_or_empty("/etc/resolv.conf")
     return [line.split()[1] for line in text.splitlines() if line.startswith("nameserver") and len(line.split()) > 1]
 
 
@@ -288,21 +285,13 @@ def refresh(store: NetworkStore, *, force: bool = False) -> None:
     text = firewall.ruleset(store.tag, networks, published)
     applied = os.path.join(store.path, "firewall.applied")
     stamp = _boot_id() + "\n" + text
-    if force or _read(applied) != stamp:
+    if force or read_or_empty(applied) != stamp:
         firewall.apply(store.tag, text)
         _write(applied, stamp)
 
 
 def _boot_id() -> str:
-    return _read("/proc/sys/kernel/random/boot_id").strip()
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""
+    return read_or_empty("/proc/sys/kernel/random/boot_id").strip()
 
 
 def _write(path: str, text: str) -> None:

@@ -72,13 +72,19 @@ def gateway_of(subnet: Net, wanted: str = "") -> str:
     """
     if not wanted:
         return str(subnet.network_address + 1)
-    try:
-        ip = ipaddress.IPv4Address(wanted)
-    except ValueError:
-        raise IPAMError(f"invalid gateway address {wanted}") from None
-    if ip not in subnet or ip in (subnet.network_address, subnet.broadcast_address):
-        raise IPAMError(f"no matching subnet for gateway {wanted}")
+    _host_of(subnet, wanted, f"invalid gateway address {wanted}", f"no matching subnet for gateway {wanted}")
     return wanted
+
+
+def _host_of(subnet: Net, text: str, invalid: str, outside: str) -> ipaddress.IPv4Address:
+    """``text`` as an address of a host in ``subnet`` (not its network or broadcast address)."""
+    try:
+        ip = ipaddress.IPv4Address(text)
+    except ValueError:
+        raise IPAMError(invalid) from None
+    if ip not in subnet or ip in (subnet.network_address, subnet.broadcast_address):
+        raise IPAMError(outside)
+    return ip
 
 
 def allocate(subnet: Net, gateway: str, used: Iterable[str], wanted: str = "") -> str:
@@ -96,12 +102,8 @@ def allocate(subnet: Net, gateway: str, used: Iterable[str], wanted: str = "") -
     """
     busy = {gateway, *used}
     if wanted:
-        try:
-            ip = ipaddress.IPv4Address(wanted)
-        except ValueError:
-            raise IPAMError(f"invalid IPv4 address: {wanted}") from None
-        if ip not in subnet or ip in (subnet.network_address, subnet.broadcast_address):
-            raise IPAMError(f"no available IPv4 address on this network's address pools: {wanted} is not in {subnet}")
+        _host_of(subnet, wanted, f"invalid IPv4 address: {wanted}",
+                 f"no available IPv4 address on this network's address pools: {wanted} is not in {subnet}")
         if wanted in busy:
             raise IPAMError(f"Address already in use: {wanted}")
         return wanted

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from conformance.engine import CommandResult, Engine, EngineCallFailed
+from conformance.hostnet import free_subnets
 from conformance.suite_support import DOCS
 from conformance.testinfra_backend import container_host  # noqa: F401  (the fixture, for every check here)
 
@@ -81,25 +82,11 @@ class Network:
     subnet: ipaddress.IPv4Network
 
 
-def host_routes() -> list[ipaddress.IPv4Network]:
-    """Every IPv4 destination the host routes, in any table."""
-    out = subprocess.run(["ip", "-o", "-4", "route", "show", "table", "all"], capture_output=True, text=True,
-                         timeout=10, check=True).stdout
-    routes = []
-    for line in out.splitlines():
-        words = line.split()  # [TYPE] PREFIX ..., TYPE one of local, broadcast, unreachable, blackhole, ...
-        dest = words[1] if len(words) > 1 and words[0].isalpha() and words[0] != "default" else words[0]
-        if dest != "default":
-            routes.append(ipaddress.ip_network(dest, strict=False))
-    return routes
-
-
 def free_subnet() -> ipaddress.IPv4Network:
     """A /24 of :data:`SUBNET_POOL` that overlaps none of the host's routes;
     random, so parallel workers rarely pick the same one (a collision is
     refused by the engine and retried by :func:`create_network`)."""
-    taken = host_routes()
-    candidates = [s for s in SUBNET_POOL.subnets(new_prefix=24) if not any(s.overlaps(r) for r in taken)]
+    candidates = free_subnets(SUBNET_POOL)
     if not candidates:
         raise EngineCallFailed(f"no free /24 left in {SUBNET_POOL}: the host routes all of it")
     return random.choice(candidates)
