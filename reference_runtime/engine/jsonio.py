@@ -50,7 +50,7 @@ def loads(text: str | bytes):
         idx += 1
     try:
         obj, end = _scan(text, idx)
-    except StopIteration:
+    except (StopIteration, SystemError):  # the C scanner reports some truncations as SystemError
         raise ValueError("not JSON") from None
     if text[end:].strip():
         raise ValueError("extra data after JSON")
@@ -65,9 +65,14 @@ def read(path: str):
 def write_atomic(path: str, obj) -> None:
     """Replace ``path`` with ``obj`` as JSON: readers see the old or the new file, never half."""
     tmp = f"{path}.{os.getpid()}.tmp"
+    data = memoryview(dumps(obj).encode())
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
-        os.write(fd, dumps(obj).encode())
-    finally:
+        while data:  # a short write (a nearly full disk) must not be renamed into place as the whole
+            data = data[os.write(fd, data):]
+    except BaseException:
         os.close(fd)
+        os.unlink(tmp)
+        raise
+    os.close(fd)
     os.replace(tmp, path)

@@ -11,6 +11,7 @@ from ..errors import ContainerError
 from ..net import endpoints, netstore
 from ..net.netstore import NetworkStore
 from . import jsonio
+from .exits import UsageError
 from .flags import Parsed
 from .state import Root
 
@@ -74,6 +75,12 @@ def cmd_network_create(root: Root, p: Parsed) -> int:
     options = _options(p.opts.get("opt") or [])
     if options.get("com.docker.network.bridge.enable_icc", "true") not in ("true", "false"):
         raise ContainerError("invalid value for com.docker.network.bridge.enable_icc: true or false")
+    if "com.docker.network.bridge.default_bridge" in options:
+        # The store knows the default bridge by this option: a second one would take its place.
+        raise ContainerError("com.docker.network.bridge.default_bridge is reserved for the default bridge network")
+    for item in p.opts.get("label") or []:
+        if not item.partition("=")[0]:
+            raise UsageError(f'invalid argument "{item}" for "--label" flag: invalid label \'{item}\': empty name')
     labels = dict(item.partition("=")[::2] for item in p.opts.get("label") or [])
     name = p.args[0]
     if name in netstore.PREDEFINED:
@@ -252,7 +259,19 @@ def cmd_network_connect(root: Root, p: Parsed) -> int:
     if name in dict(endpoints.networks_of(config)):
         raise ContainerError(f"endpoint with name {config['Name'].lstrip('/')} already exists in network {name}")
     settings: dict = {"Aliases": list(p.opts.get("alias") or []) or None}
+    # Checked here for a stopped container too (docker's updateNetworkConfig): stored, a bad
+    # value would fail every later start of the container.
+    if not store.is_user(net) and p.opts.get("ip"):
+        raise ContainerError("user specified IP address is supported on user defined networks only")
+    if not store.is_user(net) and p.opts.get("alias"):
+        raise ContainerError("network-scoped alias is supported only for containers in user defined networks")
     if p.opts.get("ip"):
+        import ipaddress
+
+        try:
+            ipaddress.IPv4Address(p.opts["ip"])
+        except ValueError:
+            raise ContainerError(f"invalid IPv4 address: {p.opts['ip']}") from None
         settings["IPAMConfig"] = {"IPv4Address": p.opts["ip"]}
     state = reconcile(root, cid, root.read_state(cid))
     if state["Running"] and state["Pid"]:

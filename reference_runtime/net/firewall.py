@@ -1,13 +1,14 @@
 """The packet filter and NAT rules of one refengine state root's bridge networks.
 
 Docker's bridge driver with ``userland-proxy=false``: published ports are DNAT
-rules, not proxy processes. Every root owns three chains named by its tag
+rules, not proxy processes. Every root owns four chains named by its tag
 (several roots can live on one host) and reaches them by one jump each::
 
     nat     PREROUTING  -m addrtype --dst-type LOCAL -> REF<tag>-PRE   (DNAT of published ports)
     nat     OUTPUT      -m addrtype --dst-type LOCAL -> REF<tag>-PRE   (the same, from the host)
     nat     POSTROUTING                              -> REF<tag>-POST  (MASQUERADE)
     filter  FORWARD     (inserted at 1)              -> REF<tag>-FWD   (isolation)
+    filter  INPUT       (inserted at 1)              -> REF<tag>-IN    (no way to the host's loopback)
 
 The engine regenerates all of a root's rules from its state on every change
 (:func:`ruleset`, pure) and loads them in one atomic ``iptables-restore``
@@ -32,7 +33,7 @@ _COMMENT = "-m comment --comment refengine"
 def _chains(tag: str) -> dict[str, str]:
     if not isinstance(tag, str) or not _TAG.fullmatch(tag):
         raise ContainerError(f"invalid firewall tag {tag!r}: 6 hex characters expected")
-    return {"PRE": f"REF{tag}-PRE", "POST": f"REF{tag}-POST", "FWD": f"REF{tag}-FWD"}
+    return {"PRE": f"REF{tag}-PRE", "POST": f"REF{tag}-POST", "FWD": f"REF{tag}-FWD", "IN": f"REF{tag}-IN"}
 
 
 def _jumps(tag: str) -> dict[str, list[str]]:
@@ -41,7 +42,7 @@ def _jumps(tag: str) -> dict[str, list[str]]:
     return {"nat": [f"-A PREROUTING -m addrtype --dst-type LOCAL -j {c['PRE']}",
                     f"-A OUTPUT -m addrtype --dst-type LOCAL -j {c['PRE']}",
                     f"-A POSTROUTING -j {c['POST']}"],
-            "filter": [f"-A FORWARD -j {c['FWD']}"]}
+            "filter": [f"-A FORWARD -j {c['FWD']}", f"-A INPUT -j {c['IN']}"]}
 
 
 def _ifname(value: object) -> str:
@@ -113,8 +114,14 @@ def ruleset(tag: str, networks: list[dict], published: list[dict]) -> str:
         dest = "" if host.is_unspecified else f"-d {host}/32 "
         pre.append(f"-A {c['PRE']} {dest}-p {proto} -m {proto} --dport {host_port} {_COMMENT} "
                    f"-j DNAT --to-destination {cip}:{cport}")
-    post, into, out = [], [], []
+    post, into, out, local = [], [], [], []
     for br, (subnet, internal, icc) in nets.items():
+        # route_localnet (set on each bridge for 127.0.0.1:PORT) also lets the host accept a
+        # container's packet addressed to 127.0.0.0/8 (one crafted with CAP_NET_RAW, a default
+        # capability): the host's loopback-only services would be open to every container
+        # (CVE-2020-8558). Replies to the host's own 127.0.0.1:PORT connections are ESTABLISHED.
+        local.append(f"-A {c['IN']} -d 127.0.0.0/8 -i {br} -m conntrack ! --ctstate RELATED,ESTABLISHED "
+                     f"{_COMMENT} -j DROP")
         if not internal:
             post.append(f"-A {c['POST']} -s {subnet} ! -o {br} {_COMMENT} -j MASQUERADE")
         post.append(f"-A {c['POST']} -s 127.0.0.0/8 -o {br} {_COMMENT} -j MASQUERADE")
@@ -142,7 +149,7 @@ def ruleset(tag: str, networks: list[dict], published: list[dict]) -> str:
                 out.append(f"-A {c['FWD']} -i {br} -o {other} -m conntrack ! --ctstate DNAT {_COMMENT} -j RETURN")
             out.append(f"-A {c['FWD']} -i {br} ! -o {br} {_COMMENT} -j ACCEPT")
     return "\n".join(["*nat", f":{c['PRE']} - [0:0]", f":{c['POST']} - [0:0]", *pre, *post, "COMMIT",
-                      "*filter", f":{c['FWD']} - [0:0]", *into, *out, "COMMIT", ""])
+                      "*filter", f":{c['FWD']} - [0:0]", f":{c['IN']} - [0:0]", *into, *out, *local, "COMMIT", ""])
 
 
 def _iptables(argv: list[str], stdin: str | None = None) -> str:
@@ -183,8 +190,9 @@ def apply(tag: str, text: str) -> None:
         elif line == "COMMIT":
             for jump in jumps.get(table, []):
                 if jump not in saved.get(table, []):
-                    # FORWARD's policy is DROP under dockerd: ours must run before it.
-                    out.append(jump.replace("-A FORWARD", "-I FORWARD 1"))
+                    # FORWARD's policy is DROP under dockerd: ours must run before it; INPUT's
+                    # DROP before any ACCEPT of the host's own.
+                    out.append(re.sub(r"^-A (FORWARD|INPUT) ", r"-I \1 1 ", jump))
         out.append(line)
     _iptables(["iptables-restore", "-w", "--noflush"], "\n".join(out) + "\n")
 

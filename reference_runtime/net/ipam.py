@@ -22,6 +22,11 @@ DEFAULT_POOLS: tuple[Net, ...] = (
 )
 
 
+#: Ranges no bridge network may use (RFC 6890): the host's own, or not unicast at all.
+SPECIAL: tuple[Net, ...] = tuple(ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4"))
+
+
 class IPAMError(ValueError):
     """No subnet or address left, or an address the network cannot give."""
 
@@ -61,6 +66,11 @@ def parse_subnet(text: str) -> Net:
         raise IPAMError(f"invalid subnet {text}: it has host bits set ({net})")
     if net.prefixlen > 30:
         raise IPAMError(f"invalid subnet {text}: too small for a gateway and one container")
+    # No route the host needs for itself: 0/8 ("this network"), loopback, link-local, multicast
+    # (a container cannot take one: its start fails) and 240/4 with the broadcast address.
+    if any(net.overlaps(special) for special in SPECIAL):
+        raise IPAMError(f"invalid subnet {text}: it overlaps the special-purpose range "
+                        f"{next(sp for sp in SPECIAL if net.overlaps(sp))}")
     return net
 
 

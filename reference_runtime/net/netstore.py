@@ -149,8 +149,12 @@ class NetworkStore:
                "ConfigOnly": False, "Options": dict(options or {}), "Labels": dict(labels or {}),
                "Bridge": self.bridge_name(nid)}
         os.makedirs(self.dir(nid), mode=0o711)
-        jsonio.write_atomic(os.path.join(self.dir(nid), "endpoints.json"), {})
-        jsonio.write_atomic(os.path.join(self.dir(nid), "network.json"), net)
+        try:
+            jsonio.write_atomic(os.path.join(self.dir(nid), "endpoints.json"), {})
+            jsonio.write_atomic(os.path.join(self.dir(nid), "network.json"), net)
+        except BaseException:  # a full disk: no directory without network.json, which nothing removes
+            self.delete(nid)
+            raise
         return net
 
     def ensure_default(self) -> dict:
@@ -168,10 +172,13 @@ class NetworkStore:
     # -- endpoints -----------------------------------------------------------
     def endpoints(self, nid: str, *, live: bool = True) -> dict:
         """container id -> endpoint; with ``live``, only those whose container process runs."""
+        path = os.path.join(self.dir(nid), "endpoints.json")
         try:
-            eps = jsonio.read(os.path.join(self.dir(nid), "endpoints.json"))
+            eps = jsonio.read(path)
         except FileNotFoundError:
             return {}
+        except ValueError:
+            raise ContainerError(f"{path} is damaged (not JSON); remove it to forget the network's endpoints") from None
         if live:
             eps = {cid: ep for cid, ep in eps.items() if alive(ep["Pid"], ep["PidStart"])}
         return eps

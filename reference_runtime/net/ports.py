@@ -16,12 +16,13 @@ class PortSpecError(ValueError):
 
 
 def _port_range(text: str, what: str) -> tuple[int, int]:
-    start, _, end = text.partition("-")
-    try:
-        lo, hi = int(start), int(end or start)
-    except ValueError:
-        raise PortSpecError(f"invalid {what} port: {text}") from None
-    if not (0 < lo <= hi <= 65535) or (not start.isdigit()) or (end and not end.isdigit()):
+    start, sep, end = text.partition("-")
+    # ASCII digits only, as Go's strconv: int() and isdigit() also take "٨٠" (Arabic-Indic 80);
+    # and "8080-" is no range (docker: "Invalid containerPort: 8080-").
+    if not all(part.isascii() and part.isdigit() for part in (start, *([end] if sep else []))):
+        raise PortSpecError(f"invalid {what} port: {text}")
+    lo, hi = int(start), int(end or start)
+    if not 0 < lo <= hi <= 65535:
         raise PortSpecError(f"invalid {what} port: {text}")
     return lo, hi
 

@@ -61,6 +61,10 @@ def test_create_inspect_connect_disconnect_rm(refengine):
     (["-d", "overlay", "n1"], 'plugin "overlay" not found'),
     (["--subnet", "0.0.0.0/0", "n1"], "overlap"),
     (["host"], "already exists"),
+    (["--subnet", "224.0.0.0/24", "n1"], "special-purpose range 224.0.0.0/4"),
+    (["--subnet", "255.255.255.0/24", "n1"], "special-purpose range 240.0.0.0/4"),
+    # a second "default bridge" would be taken for the real one (and never pruned)
+    (["-o", "com.docker.network.bridge.default_bridge=true", "n1"], "reserved for the default bridge"),
 ])
 def test_bad_network_create_is_one_line_and_creates_nothing(refengine, args, message):
     before = _ok(refengine("network", "ls", "-q"))
@@ -70,17 +74,44 @@ def test_bad_network_create_is_one_line_and_creates_nothing(refengine, args, mes
     assert _ok(refengine("network", "ls", "-q")) == before
 
 
+def test_a_label_without_a_name_is_a_flag_error_125_as_dockers(refengine):
+    result = refengine("network", "create", "--label", "=x", "n1")
+    assert result.returncode == 125, f"exited {result.returncode}; docker's CLI refuses the flag with 125"
+    assert result.stderr.strip().endswith('invalid argument "=x" for "--label" flag: invalid label \'=x\': empty name'), \
+        result.stderr
+    assert "n1" not in _ok(refengine("network", "ls", "--format", "{{.Name}}")).split()
+
+
 @pytest.mark.parametrize("args, message", [
     (["--network", "nowhere"], "network nowhere not found"),
     (["--network-alias", "a"], "user defined networks"),
     (["-p", "99999:80"], "invalid hostPort"),
     (["-p", "80/icmp"], "invalid proto"),
     (["--link", "nobody:alias"], "could not get container for nobody"),
+    (["-p", "18080-"], "invalid containerPort"),
+    (["-p", "\u0668\u0660"], "invalid containerPort"),
 ])
 def test_bad_run_network_flags_exit_125(refengine, args, message):
     result = refengine("run", "-d", *args, BASE, "true")
     assert result.returncode == 125 and message in result.stderr, result.stderr
     assert _ok(refengine("ps", "-a", "-q")) == ""
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--ip", "junk", "n1"], "invalid IPv4 address: junk"),
+    (["--ip", "10.214.94.9", "bridge"], "user defined networks only"),
+    (["--alias", "a", "bridge"], "only for containers in user defined networks"),
+])
+def test_bad_connect_of_a_stopped_container_is_refused_and_stores_nothing(refengine, args, message):
+    # Stored, the value would fail every later start of the container; docker checks it at connect.
+    _ok(refengine("network", "create", "n1"))  # subnets from the pools: the cases run in parallel
+    _ok(refengine("network", "create", "n2"))
+    _ok(refengine("create", "--name", "c1", "--network", "n2", BASE, "true"))
+    result = refengine("network", "connect", *args, "c1")
+    assert result.returncode == 1 and message in result.stderr, f"exited {result.returncode}: {result.stderr}"
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert list(json.loads(_ok(refengine("inspect", "c1")))[0]["NetworkSettings"]["Networks"]) == ["n2"]
+    assert refengine("start", "-a", "c1").returncode == 0
 
 
 def test_a_taken_host_port_fails_the_start_with_125_and_the_port_named(refengine):

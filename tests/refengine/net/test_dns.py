@@ -226,13 +226,18 @@ def test_unknown_name_is_forwarded_in_order_with_client_id(server, upstreams):
     dead = f"127.0.0.1:{free_port()}"  # nobody listens: refused at once, the next one is asked
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as mute:  # listens, never answers
         mute.bind(("127.0.0.1", 0))
+        mute.settimeout(0.2)
         silent = f"127.0.0.1:{mute.getsockname()[1]}"
         s = server({"internal": False, "upstream": [dead, silent, up.addr], "names": NAMES})
-        started = time.monotonic()
         r = ask(s.port, "example.org", timeout=8)  # ask() checks the reply has the client's ID
-        took = time.monotonic() - started
+        muted = []
+        while True:  # what the silent one received: asked once, then the next one was
+            try:
+                muted.append(mute.recv(4096))
+            except socket.timeout:
+                break
     assert addrs(r) == [UPSTREAM_ADDR] and up.seen == ["example.org."], f"{r}; upstream saw {up.seen}"
-    assert 1.5 < took < 4, f"{took:.1f}s: a silent upstream should cost its ~2 s timeout, once"
+    assert len(muted) == 1, f"the silent upstream was asked {len(muted)} times, expected once"
     r = ask(s.port, "example.net", tcp=True, timeout=8)
     assert addrs(r) == [UPSTREAM_ADDR] and up.seen[-1] == "example.net.", f"over TCP: {r}; {up.seen}"
 
@@ -247,14 +252,17 @@ def test_per_client_upstream_overrides(server, upstreams):
         f"container's --dns saw {own.seen}, host resolver saw {host.seen}"
 
 
-def test_no_upstream_answering_is_servfail_and_never_itself(server):
+def test_no_upstream_answering_is_servfail_and_never_itself(server, upstreams):
     s = server({"internal": False, "upstream": [], "names": NAMES})
     s.write({"internal": False, "upstream": [f"127.0.0.1:{s.port}"], "names": NAMES})
-    started = time.monotonic()
-    r = ask(s.port, "loop.example")
-    took = time.monotonic() - started
+    r = ask(s.port, "loop.example", timeout=8)
     assert r.header.rcode == RCODE.SERVFAIL and r.q.qname == "loop.example.", f"{r}"
-    assert took < 1.5, f"{took:.1f}s: the server forwarded to itself"
+    # Itself first, then a real upstream: skipped, the upstream asks once. A server that
+    # forwarded to itself would recurse, each level ending at the upstream: asked again and again.
+    up = upstreams()
+    s.write({"internal": False, "upstream": [f"127.0.0.1:{s.port}", up.addr], "names": NAMES})
+    assert addrs(ask(s.port, "loop2.example", timeout=8)) == [UPSTREAM_ADDR]
+    assert up.seen == ["loop2.example."], f"the server forwarded to itself: the upstream saw {up.seen}"
 
 
 def test_internal_network_never_forwards(server, upstreams):
@@ -341,10 +349,8 @@ def test_malformed_tcp_idle_clients_and_cap(server):
             c.settimeout(2)
             assert c.recv(10) == b"", "a TCP client past the cap was sent data"
         assert addrs(ask(s.port, "web")) == ["10.213.4.2"], "UDP starved by idle TCP clients"
-        started = time.monotonic()
-        assert silent[0].recv(10) == b"", "an idle TCP client was sent data"
-        took = time.monotonic() - started
-        assert took < dns.TCP_DEADLINE + 2, f"an idle TCP client held for {took:.1f}s"
+        silent[0].settimeout(dns.TCP_DEADLINE * 4)  # bounds the wait; the close comes at the deadline
+        assert silent[0].recv(10) == b"", "an idle TCP client was sent data (or never dropped)"
     finally:
         for c in silent:
             c.close()

@@ -81,7 +81,7 @@ def test_empty_state_still_declares_and_so_flushes_the_chains():
     text = fw.ruleset(TAG, [], [])
     assert [ln for ln in text.splitlines() if ln] == [
         "*nat", f":REF{TAG}-PRE - [0:0]", f":REF{TAG}-POST - [0:0]", "COMMIT",
-        "*filter", f":REF{TAG}-FWD - [0:0]", "COMMIT"], text
+        "*filter", f":REF{TAG}-FWD - [0:0]", f":REF{TAG}-IN - [0:0]", "COMMIT"], text
 
 
 @pytest.mark.parametrize("host_ip", ["", "0.0.0.0"])
@@ -119,6 +119,17 @@ def test_forward_rules_of_an_ordinary_network_in_order():
         f"-A {c} -o {br} -j DROP",
         *(f"-A {c} -i {br} -o {other} -m conntrack ! --ctstate DNAT -j RETURN" for other in fw.FOREIGN_BRIDGES),
         f"-A {c} -i {br} ! -o {br} -j ACCEPT"]
+
+
+def test_no_container_reaches_the_hosts_loopback():
+    # route_localnet on the bridges accepts packets to 127.0.0.0/8 from them: a container's
+    # raw packet to 127.0.0.1 (CAP_NET_RAW is a default capability) must be dropped on INPUT,
+    # the replies to the host's own connections to 127.0.0.1:PORT (ESTABLISHED) must not.
+    text = fw.ruleset(TAG, [net(), net("rf2", "10.213.5.0/24", internal=True)], [pub("127.0.0.1")])
+    assert rules(text, f"REF{TAG}-IN") == [
+        f"-A REF{TAG}-IN -d 127.0.0.0/8 -i {br} -m conntrack ! --ctstate RELATED,ESTABLISHED -j DROP"
+        for br in ("rf1a2b3c4d5e", "rf2")], text
+    assert text.index(f":REF{TAG}-IN") > text.index("*filter"), "the INPUT chain belongs to the filter table"
 
 
 def test_every_rule_carries_the_comment():
@@ -289,6 +300,12 @@ def test_apply_twice_is_idempotent_and_loads_the_text_verbatim(new_tag):
     forward = [ln for ln in saved() if ln.startswith("-A FORWARD ")]
     first_foreign = next(n for n, ln in enumerate(forward) if " -j REF" not in ln)
     assert forward.index(f"-A FORWARD -j REF{tag}-FWD") < first_foreign, f"our jump is not before docker's: {forward}"
+    inputs = [ln for ln in saved() if ln.startswith("-A INPUT ")]
+    assert inputs.count(f"-A INPUT -j REF{tag}-IN") == 1, f"INPUT's jump missing or doubled: {inputs}"
+    assert all(" -j REF" in ln for ln in inputs[:inputs.index(f"-A INPUT -j REF{tag}-IN")]), \
+        f"a host rule precedes our INPUT jump: {inputs}"
+    assert [ln for ln in now if ln.startswith(f"-A REF{tag}-IN ")] == \
+        [ln for ln in text.splitlines() if ln.startswith(f"-A REF{tag}-IN ")], now
     assert fw.present(tag)
     assert others(tag) == before, "apply changed rules that are not its own"
 

@@ -37,7 +37,10 @@ def test_ip_outside_or_taken_is_refused(wanted):
         ipam.allocate(ipaddress.ip_network("10.9.9.0/24"), "10.9.9.1", [], wanted)
 
 
-@pytest.mark.parametrize("text", ["10.0.0.0/33", "10.0.0.0/31", "fd00::/64", "10.0.0.1/24", "nope", ""])
+@pytest.mark.parametrize("text", ["10.0.0.0/33", "10.0.0.0/31", "fd00::/64", "10.0.0.1/24", "nope", "",
+                                  # not unicast, or the host's own: a bridge there breaks the host or the start
+                                  "224.0.0.0/24", "255.255.255.0/24", "240.0.0.0/4", "0.0.0.0/0", "0.0.0.0/8",
+                                  "127.5.0.0/16", "169.254.0.0/24"])
 def test_bad_subnets_are_refused(text):
     with pytest.raises(ipam.IPAMError):
         ipam.parse_subnet(text)
@@ -57,7 +60,9 @@ def test_allocations_are_unique_inside_and_never_the_gateway(prefix, taken_hosts
 
 
 @pytest.mark.parametrize("spec", ["", "1:2:3:4", "70000:80", "80:0", "a:80", "1.2.3:80:80", "80/icmp",
-                                  "8000-7000:80", "8000-8002:80-81", "[::1]:80:80", "-1:80"])
+                                  "8000-7000:80", "8000-8002:80-81", "[::1]:80:80", "-1:80",
+                                  # Go's strconv takes ASCII digits only, and "8080-" is no range
+                                  "18080-", "8080-:80", "\u0668\u0660", "8080:\u0668\u0660", "\uff18\uff10"])
 def test_bad_publish_specs_are_refused(spec):
     with pytest.raises(ports.PortSpecError) as exc:
         ports.parse_publish(spec)
@@ -96,3 +101,32 @@ def test_dns_records_list_names_aliases_short_ids_and_dns_clients():
     assert records["names"]["web"] == ["10.0.0.2"] and records["names"]["a" * 12] == ["10.0.0.2"]
     assert sorted(records["names"]["pool"]) == ["10.0.0.2", "10.0.0.3"]
     assert records["clients"] == {"10.0.0.2": ["10.0.5.5"]}
+
+
+@pytest.mark.parametrize("spec", ["7000-", "\u0668\u0660", "-7000"])
+def test_bad_expose_specs_are_refused(spec):
+    with pytest.raises(ports.PortSpecError):
+        ports.parse_expose(spec)
+
+
+def test_a_network_whose_files_cannot_be_written_leaves_no_directory(tmp_path, monkeypatch):
+    # A full disk: a directory without network.json is skipped by every listing, so neither
+    # ``network prune`` nor ``rm`` would ever remove it.
+    import errno
+
+    from reference_runtime.engine import jsonio
+    from reference_runtime.net.netstore import NetworkStore
+
+    real = jsonio.write_atomic
+
+    def full(path, obj):
+        if path.endswith("network.json"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, obj)
+
+    monkeypatch.setattr(jsonio, "write_atomic", full)
+    store = NetworkStore(str(tmp_path))
+    store.lock()  # makes the networks directory
+    with pytest.raises(OSError):
+        store._write_new("n1", ipaddress.ip_network("10.9.0.0/24"), "10.9.0.1", False, {}, {})
+    assert store.ids() == [], f"left behind: {store.ids()}"
