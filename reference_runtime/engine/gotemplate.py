@@ -236,7 +236,10 @@ class _Parser:
         elif tok.kind == "var":
             op = _Operand("var", tok.text)
         elif tok.kind == "str":
-            op = _Operand("str", json.loads(tok.text))
+            try:
+                op = _Operand("str", json.loads(tok.text))
+            except ValueError:  # a raw newline or an escape JSON lacks: one line, never a traceback
+                raise TemplateError(f"template: invalid quoted string {tok.text!r} in {self.source!r}") from None
         elif tok.kind == "raw":
             op = _Operand("str", tok.text[1:-1])
         elif tok.kind == "num":

@@ -297,6 +297,18 @@ def check_network(spec: ContainerSpec) -> None:
         raise ContainerError("conflicting options: port publishing and the container type network mode")
     if spec.links and (network in ("none", "host") or network.startswith("container:")):
         raise ContainerError("conflicting options: container type network can't be used with links")
+    for item in spec.links:
+        other, _, alias = item.partition(":")
+        if not valid_container_name(other.lstrip("/")) or (alias and not valid_container_name(alias)):
+            raise ContainerError(f"invalid link {item!r}: NAME[:ALIAS], each a container name")
+    if spec.dns:
+        import ipaddress
+
+        for server in spec.dns:
+            try:
+                ipaddress.ip_address(server)
+            except ValueError:
+                raise ContainerError(f"{server} is not an ip address") from None
     from ..net import ports
 
     try:

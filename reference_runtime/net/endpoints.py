@@ -183,12 +183,13 @@ def _write_hosts(store: NetworkStore, config: dict, addresses: list[str]) -> Non
     for link in config["HostConfig"].get("Links") or []:
         other, _, alias = link.partition(":")
         other_name = other.lstrip("/")
-        for net in store.all():
-            for cid, ep in store.endpoints(net["Id"]).items():
-                if ep["Name"] == other_name:
-                    names = [alias.rsplit("/", 1)[-1], cid[:12], other_name]
-                    linked.append((ep["IPv4Address"].split("/")[0], list(dict.fromkeys(names))))
-                    break
+        found = [(cid, ep) for net in store.all() for cid, ep in store.endpoints(net["Id"]).items()
+                 if ep["Name"] == other_name]
+        if not found:  # docker refuses the start too
+            raise ContainerError(f"Cannot link to a non running container: {other} AS {alias}")
+        cid, ep = found[0]
+        names = [alias.rsplit("/", 1)[-1], cid[:12], other_name]
+        linked.append((ep["IPv4Address"].split("/")[0], list(dict.fromkeys(names))))
     path = os.path.join(store.root_path, "containers", config["Id"], "hosts")
     rewrite_in_place(path, hosts_text(config["Config"]["Hostname"], addresses, linked))
 

@@ -88,6 +88,8 @@ def test_a_label_without_a_name_is_a_flag_error_125_as_dockers(refengine):
     (["-p", "99999:80"], "invalid hostPort"),
     (["-p", "80/icmp"], "invalid proto"),
     (["--link", "nobody:alias"], "could not get container for nobody"),
+    (["--link", "x:a\nb"], "invalid link"),
+    (["--dns", "not-an-ip"], "not-an-ip is not an ip address"),
     (["-p", "18080-"], "invalid containerPort"),
     (["-p", "\u0668\u0660"], "invalid containerPort"),
 ])
@@ -143,3 +145,9 @@ def test_published_port_answers_on_loopback_and_ps_shows_it(refengine):
         time.sleep(0.1)
     else:
         pytest.fail(f"127.0.0.1:{port} never answered")
+
+
+def test_a_link_to_a_stopped_container_fails_the_start(refengine):
+    _ok(refengine("create", "--name", "db", BASE, "true"))
+    result = refengine("run", "--rm", "--link", "db:store", BASE, "true")
+    assert result.returncode == 125 and "Cannot link to a non running container: /db" in result.stderr, result.stderr
