@@ -17,7 +17,7 @@ import _signal
 
 from . import keyring, seccomp
 from . import syscalls as sc
-from .etcfiles import DEFAULT_PATH
+from .etcfiles import DEFAULT_PATH, read_or_empty
 from .signals import FORWARDED
 
 CAPABILITIES = {
@@ -104,14 +104,6 @@ def resolve_user(spec: str, passwd: str, group: str) -> tuple[int, int, list[int
     return uid, gid or 0, sorted(set(extra)), home
 
 
-def _read_text(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
 def _loopback_up() -> None:
     import fcntl
     import struct
@@ -137,9 +129,9 @@ def drop_privileges(user: str, caps: int, env: dict, no_new_privs: bool = False,
     without it the kernel wants CAP_SYS_ADMIN to install a filter, so it goes
     in just before the identity changes (runc's order; setuid, capset and
     execve are allowed by every usable profile)."""
-    uid, gid, groups, home = resolve_user(user, _read_text("/etc/passwd"), _read_text("/etc/group"))
+    uid, gid, groups, home = resolve_user(user, read_or_empty("/etc/passwd"), read_or_empty("/etc/group"))
     env.setdefault("HOME", home)
-    last = int(_read_text("/proc/sys/kernel/cap_last_cap") or 40)
+    last = int(read_or_empty("/proc/sys/kernel/cap_last_cap") or 40)
     for cap in range(last + 1):
         if not caps & (1 << cap):
             sc.prctl(sc.PR_CAPBSET_DROP, cap)
@@ -309,7 +301,7 @@ def container_main(plan, err_fd: int) -> None:
         trace("container: namespaces, cgroup joined")
         rootfs.build(plan)
         if plan.tty:  # -t: the supervisor put the console socket in the stdio slots
-            owner = resolve_user(plan.user, _read_text("/etc/passwd"), _read_text("/etc/group"))[0]
+            owner = resolve_user(plan.user, read_or_empty("/etc/passwd"), read_or_empty("/etc/group"))[0]
             console.attach_in_container(0, plan.console_size, owner)
         if plan.uts:
             sc.sethostname(plan.hostname)
