@@ -208,20 +208,6 @@ def test_sigkill_during_garbage_collection(tmp_path, server_factory):
 # ---------------------------------------------------------------- a full disk
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 64 MiB tmpfs under tmp_path, unmounted afterwards whatever happens."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,mode=0755", "tmpfs", str(mnt)], check=True)
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
 def test_full_disk_during_a_push(small_disk, server_factory):
     storage = {"filesystem": {"rootdirectory": str(small_disk / "root")}, "delete": {"enabled": True}}
     server = server_factory({"storage": storage}, name="full")

@@ -373,18 +373,6 @@ def test_sigkill_after_random_delays_is_repaired(engine, template):
 # ---------------------------------------------------------------- a full disk
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 64 MiB tmpfs under tmp_path, unmounted afterwards whatever happens."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,mode=0755", "tmpfs", str(mnt)], check=True)
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
 def _fill(mnt: Path, leave: int) -> Path:
     """Fill the disk but *leave* bytes."""
     st = os.statvfs(mnt)
