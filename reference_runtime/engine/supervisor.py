@@ -298,18 +298,11 @@ class Supervisor:
                 os._exit(125)
         for fd in (*closing, x_w):
             os.close(fd)
-        if net is not None:
-            failure = self._plug(net, pid, *plan.net_wait)
-            if failure:
-                os.close(x_r)
-                os.waitpid(pid, 0)
-                for fd in outputs:
-                    os.close(fd)
-                if console_sock is not None:
-                    console_sock.close()
-                self._start_failed(*failure, first)
-                return None
-        failure = process.read_report(x_r, default=125)
+        failure = self._plug(net, pid, *plan.net_wait) if net is not None else None
+        if failure:  # the container was killed before it ran anything: no report will come
+            os.close(x_r)
+        else:
+            failure = process.read_report(x_r, default=125)
         trace("supervisor: exec done")
         terminal = -1
         if console_sock is not None:
