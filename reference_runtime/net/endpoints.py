@@ -307,7 +307,9 @@ def _refresh_dns(store: NetworkStore, net: dict, eps: dict) -> None:
 
     d = store.dir(net["Id"])
     records = os.path.join(d, "dns.json")
-    jsonio.write_atomic(records, dns_records(net, eps))
+    wanted = dns_records(net, eps)
+    if read_or_empty(records) != jsonio.dumps(wanted):  # every start refreshes every network: most are unchanged
+        jsonio.write_atomic(records, wanted)
     pidfile = os.path.join(d, "dns.pid")
     if eps and not dns.running(pidfile, records):
         from . import netd
