@@ -11,6 +11,7 @@ PACKAGES=(
     docker.io podman runc catatonit skopeo docker-registry busybox-static
     iptables uidmap python3-venv curl chromium gcc libc6-dev
     netavark aardvark-dns  # podman's network backend with name resolution (suites/network)
+    docker-compose podman-compose  # suites/compose's subjects; docker-compose also ships the Compose schema
 )
 
 missing=()
