@@ -106,7 +106,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """A known deviation is a strict expected failure of exactly the failure it
     names: the call phase failing with that exception type and a matching
     message. Anything else keeps its own outcome, and a pass fails (the
-    deviation no longer happens). Setup and teardown are never excused.
+    deviation no longer happens) unless the deviation is an intermittent one
+    (a race). Setup and teardown are never excused.
 
     The actual failure message travels in ``user_properties`` so the results
     show it next to the recorded evidence.
@@ -128,7 +129,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             f"{subject} is recorded to fail this check with {deviation.raises} matching "
             f"/{deviation.match}/; it failed otherwise, so this is a failure.",
         ))
-    elif report.passed:
+    elif report.passed and not deviation.intermittent:
         report.outcome = "failed"
         report.longrepr = (f"[XPASS(strict)] known deviation of {subject} no longer happens; "
                            f"remove it from the profile: {deviation.evidence}")

@@ -15,6 +15,10 @@ message matches ``match``. Any other failure (an engine error, a fixture
 error, another assertion) is a failure, and a pass is a failure too (the
 deviation no longer happens: remove it from the profile).
 
+A race in a subject fails its check in some runs only. Such a deviation says
+``intermittent = true`` (its evidence saying how often it was seen): a pass
+is then a pass, and a failure is still excused only when it is the one named.
+
 Pure: no pytest, no I/O.
 
 >>> d = parse_deviation("s/t.py::test_x", {"match": "exit 2", "evidence": "fake 1.0 exits 2"}, source="p.toml")
@@ -31,7 +35,7 @@ from dataclasses import dataclass
 
 from .errors import ConformanceError
 
-_KEYS = {"raises", "match", "evidence"}
+_KEYS = {"raises", "match", "evidence", "intermittent"}
 
 #: How much of an actual failure message the results keep.
 MESSAGE_LIMIT = 2000
@@ -45,6 +49,8 @@ class Deviation:
     match: str
     evidence: str
     raises: str = "AssertionError"
+    #: a race: the check may pass; when it fails, only with this failure
+    intermittent: bool = False
 
     def expects(self, exc: BaseException) -> bool:
         """Whether ``exc`` is the failure this deviation names."""
@@ -56,7 +62,8 @@ class Deviation:
 
     def describe(self) -> str:
         """One line for a report: what is expected, then the evidence."""
-        return f"expects {self.raises} matching /{self.match}/: {self.evidence}"
+        how = "expects, in some runs," if self.intermittent else "expects"
+        return f"{how} {self.raises} matching /{self.match}/: {self.evidence}"
 
 
 def failure_message(exc: BaseException) -> str:
@@ -96,7 +103,10 @@ def parse_deviation(check_id: str, value: object, *, source: str) -> Deviation:
         raise ConformanceError(f"{where}: 'evidence' must say what was seen (versions, commands, output)")
     if not isinstance(raises, str) or not re.fullmatch(r"[A-Za-z_][\w.]*", raises):
         raise ConformanceError(f"{where}: 'raises' must be an exception type name such as AssertionError")
-    return Deviation(check_id, match, evidence.strip(), raises)
+    intermittent = value.get("intermittent", False)
+    if not isinstance(intermittent, bool):
+        raise ConformanceError(f"{where}: 'intermittent' must be true or false")
+    return Deviation(check_id, match, evidence.strip(), raises, intermittent)
 
 
 def parse_deviations(table: object, *, source: str) -> dict[str, Deviation]:

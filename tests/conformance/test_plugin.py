@@ -140,6 +140,49 @@ def test_known_deviation_is_a_strict_xfail_with_the_evidence(checks):
     result.stdout.re_match_lines([r".*\[XPASS\(strict\)\] known deviation of fake no longer happens; remove it from the profile: was broken in fake 1\.0"])
 
 
+RACY_ENGINE = """
+name = "fake"
+argv = ["true"]
+[deviations."test_checks.py::test_race_not_seen"]
+match = "lost the race"
+evidence = "fails in 1 run of 3"
+intermittent = true
+[deviations."test_checks.py::test_race_seen"]
+match = "lost the race"
+evidence = "fails in 1 run of 3"
+intermittent = true
+[deviations."test_checks.py::test_race_other_failure"]
+match = "lost the race"
+evidence = "fails in 1 run of 3"
+intermittent = true
+"""
+
+RACY_CHECKS = """
+def test_race_not_seen(engine):
+    pass
+
+def test_race_seen(engine):
+    raise AssertionError("fake: build lost the race")
+
+def test_race_other_failure(engine):
+    raise AssertionError("fake: exit 3")
+"""
+
+
+def test_an_intermittent_deviation_may_pass_and_still_names_its_failure(pytester):
+    """A race recorded as intermittent: a pass is a pass, its failure is the
+    deviation, any other failure is a failure."""
+    pytester.makefile(".toml", fake=RACY_ENGINE)
+    pytester.makepyfile(test_checks=RACY_CHECKS)
+    result = run(pytester)
+    result.assert_outcomes(passed=1, xfailed=1, failed=1)
+    (path,) = (pytester.path / "out").glob("engine-fake-*.json")
+    by_id = {c["id"]: c["outcome"] for c in json.loads(path.read_text())["checks"]}
+    assert by_id == {"test_checks.py::test_race_not_seen": "passed", "test_checks.py::test_race_seen": "deviation",
+                     "test_checks.py::test_race_other_failure": "failed"}
+    result.stdout.fnmatch_lines(["*known deviation not matched*", "*lost the race*"])
+
+
 def test_results_file_records_outcomes_spec_and_subject(checks):
     run(checks)
     files = list((checks.path / "out").glob("engine-fake-*.json"))

@@ -33,6 +33,7 @@ def test_profile_dir_is_expanded_in_argv_and_env(tmp_path):
     (MINIMAL + '[deviations."a/b.py::c"]\nmatch = "x"\nevidence = " "\n', "'evidence' must say what was seen"),
     (MINIMAL + '[deviations."a/b.py::c"]\nmatch = "x"\nevidence = "e"\nraises = "not a type!"\n', "'raises' must be an exception type name"),
     (MINIMAL + '[deviations."a/b.py::c"]\nmatch = "x"\nevidence = "e"\nreason = "old"\n', "unknown key(s) reason"),
+    (MINIMAL + '[deviations."a/b.py::c"]\nmatch = "x"\nevidence = "e"\nintermittent = "yes"\n', "'intermittent' must be true or false"),
     (MINIMAL + '[env]\nN = 1\n', "[env] values must be strings"),
     ('name = "x\n', "not valid TOML"),
 ])
