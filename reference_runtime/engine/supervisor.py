@@ -325,7 +325,9 @@ class Supervisor:
         pid_start = process_start(pid)
         me_start = process_start(self.me)
 
-        def record(state: dict) -> None:
+        def record(state: dict) -> bool | None:
+            if not first and (state["ManualStop"] or state["Status"] != "restarting"):
+                return False  # `stop` came after the back-off: it recorded the container exited
             state.update(Status="running", Running=True, Paused=False, Restarting=False, Pid=pid, PidStart=pid_start,
                          StartedAt=rfc3339(started), ExitCode=0, Error="", OOMKilled=False,
                          Supervisor={"Pid": self.me, "Start": me_start}, Ports=net.ports if net else {})
@@ -333,6 +335,13 @@ class Supervisor:
                 state.update(ManualStop=False, FinishedAt="0001-01-01T00:00:00Z")
 
         recorded = self._update(record)
+        if recorded is not None and recorded["Pid"] != pid:
+            # The restart lost the race with `stop`: undo it instead of recording it.
+            os.kill(pid, SIGKILL)
+            os.waitpid(pid, 0)
+            for fd in outputs:
+                os.close(fd)
+            return None
         fault("supervisor:after-start")
         self._release_first_lock()
         trace("supervisor: running recorded")
