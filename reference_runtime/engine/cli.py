@@ -54,11 +54,12 @@ _HELP = """Usage:  refengine [--root DIR] COMMAND
 A daemonless docker-compatible engine (namespaces + overlayfs).
 
 Containers: run create start stop restart kill wait logs ps inspect rm exec top pause unpause rename port cp
-            commit export
+            commit export stats
 Images:     images load save import tag rmi history
 Volumes:    volume create|ls|inspect|rm|prune
 Networks:   network create|ls|inspect|rm|prune|connect|disconnect
 System:     system df|prune|info|events|check [--repair], info, events, version
+Compose:    compose up|down|ps|logs|config|exec|run|start|stop|restart|scale|pull (refengine compose --help)
 """
 
 
@@ -87,6 +88,10 @@ def run(argv: list[str]) -> int:
             from ..build import cli as build_cli
 
             return build_cli.main(rest, root_path)
+        if rest[:1] == ["compose"]:  # the Compose specification on this engine: its own parser and errors
+            from ..compose import cli as compose_cli
+
+            return compose_cli.main(rest[1:], root_path)
         from .flags import parse_command, split_command
 
         try:

@@ -242,6 +242,7 @@ def cmd_restart(root: Root, p: Parsed) -> int:
             _start_one(root, cid, attach=False, interactive=False)
         except _StartFailed:
             raise ContainerError(f"failed to restart container: {ref}") from None
+        root.container_event("restart", cid)  # docker: kill, die, stop, start, then restart
         _out(ref + "\n")
 
     return _each(p.args, one)
@@ -426,6 +427,14 @@ def _matches(config: dict, state: dict, filters: list[str]) -> bool:
         elif key == "volume":
             if not any(m.get("Name") == v or m["Destination"] == v for m in config["Mounts"] for v in values):
                 return False
+        elif key == "health":
+            from .health import HEALTH_FILTER_VALUES, status_of
+
+            for v in values:
+                if v not in HEALTH_FILTER_VALUES:
+                    raise ContainerError(f"Unrecognised filter value for health: {v}")
+            if status_of(state) not in values:
+                return False
         else:
             raise ContainerError(f"Invalid filter '{key}'")
     return True
@@ -500,7 +509,7 @@ def cmd_ps(root: Root, p: Parsed) -> int:
 
 def cmd_inspect(root: Root, p: Parsed) -> int:
     kind = p.opts.get("type")
-    if kind not in (None, "container", "image", "volume"):
+    if kind not in (None, "container", "image", "volume", "network"):
         raise ContainerError(f'"{kind}" is not a valid value for --type')
     docs = []
     errors = []
@@ -528,6 +537,13 @@ def cmd_inspect(root: Root, p: Parsed) -> int:
                 doc = volumes.inspect(root.path, ref)
             except ContainerError:
                 doc = None
+        if doc is None and kind in (None, "network"):
+            from .netcmds import network_document
+
+            try:
+                doc = network_document(root, ref)
+            except ContainerError:
+                doc = None
         if doc is None:
             errors.append(f"No such {kind or 'object'}: {ref}")
         else:
@@ -551,6 +567,7 @@ HANDLERS = {
     "inspect": ("commands", "cmd_inspect"), "rename": ("commands", "cmd_rename"), "port": ("commands", "cmd_port"),
     "exec": ("inside", "cmd_exec"), "cp": ("inside", "cmd_cp"), "commit": ("inside", "cmd_commit"),
     "export": ("inside", "cmd_export"), "top": ("inside", "cmd_top"),
+    "stats": ("stats", "cmd_stats"),
     "volume create": ("systemcmds", "cmd_volume_create"), "volume ls": ("systemcmds", "cmd_volume_ls"),
     "volume inspect": ("systemcmds", "cmd_volume_inspect"), "volume rm": ("systemcmds", "cmd_volume_rm"),
     "volume prune": ("systemcmds", "cmd_volume_prune"), "system df": ("systemcmds", "cmd_system_df"),

@@ -97,6 +97,10 @@ def parse_signal(value: str) -> int:
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
+#: The longest time.Duration, in seconds (2**63 - 1 nanoseconds, about 292 years).
+_MAX_DURATION = (2**63 - 1) / 1e9
+
+
 def parse_go_duration(value: str) -> float:
     """Go's time.ParseDuration (``1h30m``, ``10s``, ``250ms``) in seconds."""
     import re
@@ -109,9 +113,26 @@ def parse_go_duration(value: str) -> float:
             break
         total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
         pos = m.end()
-    if pos != len(value):
+    if pos != len(value) or total > _MAX_DURATION:  # Go: an int64 of nanoseconds, else overflow
         raise ValueError(f"invalid duration {value!r}")
     return total
+
+
+def parse_duration_ns(value: str) -> int:
+    """A Go ``time.Duration`` flag (``--health-interval 500ms``) in nanoseconds, as pflag
+    reads it: a sign is allowed (the client refuses negatives with its own message).
+
+    >>> parse_duration_ns("1.5s"), parse_duration_ns("-1s"), parse_duration_ns("0")
+    (1500000000, -1000000000, 0)
+    """
+    sign = -1 if value.startswith("-") else 1
+    body = value[1:] if value.startswith(("-", "+")) else value
+    if body == "0":
+        return 0
+    try:
+        return sign * round(parse_go_duration(body) * 1e9)
+    except ValueError:
+        raise ValueError(f'time: invalid duration "{value}"') from None
 
 
 def parse_timestamp(value: str, now: float) -> float:
@@ -127,14 +148,18 @@ def parse_timestamp(value: str, now: float) -> float:
     except ValueError:
         pass
     m = re.fullmatch(r"(\d{4}-\d\d-\d\d)(?:T(\d\d:\d\d(?::\d\d)?)(?:\.(\d+))?)?(Z|[+-]\d\d:\d\d)?", value)
+    invalid = f"invalid time {value!r}: use RFC 3339, a unix timestamp or a duration like 10m"
     if not m:
-        raise ValueError(f"invalid time {value!r}: use RFC 3339, a unix timestamp or a duration like 10m")
+        raise ValueError(invalid)
     clock = m.group(2) or "00:00:00"
     clock = clock if clock.count(":") == 2 else clock + ":00"
     frac = (m.group(3) or "0")[:6].ljust(6, "0")
     zone = m.group(4) or "Z"
     zone = "+00:00" if zone == "Z" else zone
-    return dt.datetime.fromisoformat(f"{m.group(1)}T{clock}.{frac}{zone}").timestamp()
+    try:
+        return dt.datetime.fromisoformat(f"{m.group(1)}T{clock}.{frac}{zone}").timestamp()
+    except ValueError:  # a well-formed but impossible date: 2026-13-45, 25:61
+        raise ValueError(invalid) from None
 
 
 _MOUNT_FLAGS = {"readonly": "ReadOnly", "ro": "ReadOnly", "volume-nocopy": "NoCopy", "bind-nonrecursive": "NonRecursive"}
@@ -304,6 +329,12 @@ _CREATE = [
     _f("--read-only", "read_only", "bool"),
     _f("--privileged", "privileged", "bool"),
     _f("--security-opt", "security_opt", "list"),
+    _f("--health-cmd", "health_cmd"),
+    _f("--health-interval", "health_interval", convert=parse_duration_ns),
+    _f("--health-timeout", "health_timeout", convert=parse_duration_ns),
+    _f("--health-start-period", "health_start_period", convert=parse_duration_ns),
+    _f("--health-retries", "health_retries", convert=parse_int),
+    _f("--no-healthcheck", "no_healthcheck", "bool"),
 ]
 
 _FORMAT = _f("-f --format", "format")
@@ -332,6 +363,8 @@ COMMANDS = {
               _f("-w --workdir", "workdir"), _f("-u --user", "user"), _f("--privileged", "privileged", "bool")],
              False, 2, None, "CONTAINER COMMAND [ARG...]"),
     "top": ([], False, 1, None, "CONTAINER [ps OPTIONS]"),
+    "stats": ([_f("-a --all", "all", "bool"), _f("--no-stream", "no_stream", "bool"),
+               _f("--no-trunc", "no_trunc", "bool"), _f("--format", "format")], True, 0, None, "[CONTAINER...]"),
     "pause": ([], True, 1, None, "CONTAINER [CONTAINER...]"),
     "unpause": ([], True, 1, None, "CONTAINER [CONTAINER...]"),
     "rename": ([], True, 2, 2, "CONTAINER NEW_NAME"),
@@ -387,7 +420,7 @@ ALIASES = {
     "container rm": "rm", "network list": "network ls", "network remove": "network rm",
 }
 for _name in ("run", "create", "start", "stop", "restart", "kill", "wait", "logs", "exec", "top", "pause",
-              "unpause", "rename", "port", "cp", "commit", "export"):
+              "unpause", "rename", "port", "cp", "commit", "export", "stats"):
     ALIASES[f"container {_name}"] = _name
 GROUPS = ("volume", "system", "container", "image", "network")
 

@@ -12,6 +12,7 @@ import json
 
 from ..errors import ContainerError
 from .gotemplate import go_value, render  # noqa: F401 - the formats' entry points, used by every command
+from .health import suffix as health_suffix
 
 
 def documents(template: str | None, docs: list[dict]) -> str:
@@ -144,7 +145,7 @@ def container_status(state: dict, now: float, started: float, finished: float) -
     """ps's STATUS column: "Up 3 seconds", "Exited (0) 2 minutes ago", "Created"..."""
     status = state["Status"]
     if status == "running":
-        return f"Up {human_duration(now - started)}"
+        return f"Up {human_duration(now - started)}{health_suffix(state)}"
     if status == "paused":
         return f"Up {human_duration(now - started)} (Paused)"
     if status == "restarting":

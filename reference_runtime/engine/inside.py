@@ -24,10 +24,8 @@ from ..errors import ContainerError
 from . import copyrules, runtime
 from . import syscalls as sc
 from .flags import Parsed
+from .process import enter_namespaces as _enter
 from .state import Root
-
-_NAMESPACES = (("ipc", sc.CLONE_NEWIPC), ("uts", sc.CLONE_NEWUTS), ("net", sc.CLONE_NEWNET),
-               ("pid", sc.CLONE_NEWPID), ("mnt", sc.CLONE_NEWNS))
 
 
 def _running_state(root: Root, cid: str, ref: str | None = None) -> dict:
@@ -39,15 +37,6 @@ def _running_state(root: Root, cid: str, ref: str | None = None) -> dict:
     if state["Status"] != "running" or not state["Pid"]:
         raise ContainerError(f"Container {cid} is not running")
     return state
-
-
-def _enter(pid: int, which=_NAMESPACES) -> None:
-    """setns into the namespaces of ``pid`` (opened first: after the mount
-    namespace switch /proc is the container's)."""
-    fds = [(os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC), flag) for name, flag in which]
-    for fd, flag in fds:
-        sc.setns(fd, flag)
-        os.close(fd)
 
 
 def _wait_child(pid: int) -> int:
@@ -107,8 +96,7 @@ def _enter_rootfs(root: Root, cid: str, writable: bool) -> None:
 def cmd_exec(root: Root, p: Parsed) -> int:
     from .cgroups import Cgroup
     from . import seccomp
-    from .process import (capability_mask, capability_names, drop_privileges, enter_isolation, exec_command,
-                          read_report, reset_signals)
+    from .process import become_user_and_exec, capability_mask, capability_names, enter_isolation, read_report
     from .spec import env_flags, merge_env
 
     cid = root.find(p.args[0])
@@ -148,18 +136,7 @@ def cmd_exec(root: Root, p: Parsed) -> int:
                     null = os.open("/dev/null", os.O_RDONLY)
                     os.dup2(null, 0)
                 enter_isolation(err_w)
-                try:
-                    drop_privileges(user, caps, env, no_new_privs, bpf)
-                    os.chdir(workdir)
-                except LookupError as exc:
-                    os.write(err_w, f"126 unable to start container process: {exc.args[0]}".encode())
-                    os._exit(126)
-                except OSError as exc:
-                    os.write(err_w, f"126 unable to start container process: chdir to cwd (\"{workdir}\"): "
-                                    f"{exc.strerror}".encode())
-                    os._exit(126)
-                reset_signals()
-                exec_command(argv, env, err_w)
+                become_user_and_exec(argv, env, user, caps, no_new_privs, bpf, workdir, err_w)
             os.close(err_w)
             if p.opts.get("detach"):
                 os._exit(0)
@@ -331,7 +308,7 @@ def cmd_commit(root: Root, p: Parsed) -> int:
     base = store.by_id(config["Image"]) if config["Image"] else None
     cfg = config["Config"]
     image_config = {k: cfg[k] for k in ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "Labels", "Volumes",
-                                        "StopSignal", "ExposedPorts", "OnBuild") if cfg.get(k)}
+                                        "StopSignal", "ExposedPorts", "OnBuild", "Healthcheck") if cfg.get(k)}
     image_config.update(parse_changes(p.opts.get("change") or []))
     state = runtime.reconcile(root, cid, root.read_state(cid))
     pause = p.opts.get("pause", True) and state["Status"] == "running"

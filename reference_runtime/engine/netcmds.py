@@ -218,6 +218,12 @@ def cmd_network_ls(root: Root, p: Parsed) -> int:
     return 0
 
 
+def network_document(root: Root, ref: str) -> dict:
+    """``network inspect REF``'s document (``inspect --type network`` too); ContainerError if none."""
+    store = NetworkStore(root.path)
+    return _document(store, _find(store, ref))
+
+
 def cmd_network_inspect(root: Root, p: Parsed) -> int:
     from .format import documents
 

@@ -152,6 +152,20 @@ def drop_privileges(user: str, caps: int, env: dict, no_new_privs: bool = False,
         seccomp.install(seccomp_bpf)
 
 
+#: The namespaces an exec joins; the mount namespace last (after it, /proc is the container's).
+NAMESPACES = (("ipc", sc.CLONE_NEWIPC), ("uts", sc.CLONE_NEWUTS), ("net", sc.CLONE_NEWNET),
+              ("pid", sc.CLONE_NEWPID), ("mnt", sc.CLONE_NEWNS))
+
+
+def enter_namespaces(pid: int, which=NAMESPACES) -> None:
+    """setns into the namespaces of ``pid`` (every one opened first, for that reason);
+    the pid namespace applies to the caller's children (exec and the health probes fork)."""
+    fds = [(os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC), flag) for name, flag in which]
+    for fd, flag in fds:
+        sc.setns(fd, flag)
+        os.close(fd)
+
+
 def enter_isolation(keep_fd: int) -> None:
     """What every process entering a container does first: no descriptor of
     whoever started it survives but stdio and ``keep_fd`` (the close-on-exec
@@ -200,6 +214,24 @@ def exec_command(argv: list[str], env: dict, err_fd: int) -> None:
             reason = f'exec: "{argv[0]}": {os.strerror(exc.errno).lower() if exc.errno else exc}'
         _report(err_fd, code, f"unable to start container process: {reason}")
         os._exit(code)
+
+
+def become_user_and_exec(argv: list[str], env: dict, user: str, caps: int, no_new_privs: bool, bpf,
+                         workdir: str, err_fd: int) -> None:
+    """The last steps of ``exec`` and of a health probe, in a child already inside the
+    container: the user and capabilities, the working directory, then exec; a failure is
+    reported on ``err_fd`` with docker's 126 (127 for a missing command). Never returns."""
+    try:
+        drop_privileges(user, caps, env, no_new_privs, bpf)
+        os.chdir(workdir)
+    except LookupError as exc:
+        _report(err_fd, 126, f"unable to start container process: {exc.args[0]}")
+        os._exit(126)
+    except OSError as exc:
+        _report(err_fd, 126, f"unable to start container process: chdir to cwd (\"{workdir}\"): {exc.strerror}")
+        os._exit(126)
+    reset_signals()
+    exec_command(argv, env, err_fd)
 
 
 def _report(err_fd: int, code: int, message: str) -> None:

@@ -16,7 +16,7 @@ import sys
 import time
 
 from ..errors import ContainerError
-from . import etcfiles, jsonio
+from . import etcfiles, health, jsonio
 from . import volumes as vol
 from .flags import parse_signal
 from .removal import purge, remove_files, volumes_in_use  # noqa: F401 - storecheck and rm use them from here
@@ -92,7 +92,7 @@ def create(root: Root, opts: dict, args: list[str]) -> str:
     os.makedirs(cdir, mode=0o710)
     try:
         name = _reserve(root, name, cid, generated=not spec.name)
-    except ContainerError:
+    except BaseException:  # not only a taken name: also OSError (a name the filesystem refuses)
         os.rmdir(cdir)
         raise
     config["Name"] = "/" + name
@@ -109,7 +109,7 @@ def create(root: Root, opts: dict, args: list[str]) -> str:
 
         shutil.rmtree(cdir, ignore_errors=True)
         raise
-    root.event("container", "create", cid, {"name": name, "image": ref})
+    root.container_event("create", cid, config)
     trace("cli: container created")
     return cid
 
@@ -198,6 +198,13 @@ def signal_container(root: Root, state: dict, sig: int) -> bool:
         os.close(fd)
 
 
+def _kill_with_event(root: Root, cid: str, config: dict, state: dict, sig: int) -> bool:
+    """docker's kill event (attribute ``signal``), then the signal: logged first, the kill
+    always precedes the die that the supervisor logs once the signal has done its work."""
+    root.container_event("kill", cid, config, signal=str(sig))
+    return signal_container(root, state, sig)
+
+
 def wait_exit(root: Root, cid: str, pid: int, pid_start: int, timeout: float | None) -> bool:
     """Wait until process ``pid`` has ended and the supervisor recorded it; False on timeout."""
     import select
@@ -253,6 +260,7 @@ def reconcile(root: Root, cid: str, state: dict, *, locked: bool = False) -> dic
                        ExitCode=137 if was_running else current["ExitCode"],
                        Error=f"supervisor (pid {sup2.get('Pid', 0)}) died; the container was killed",
                        FinishedAt=rfc3339())
+        health.stopped(current)
         root.write_state(cid, current)
         return current
 
@@ -275,16 +283,16 @@ def stop(root: Root, cid: str, timeout: int | None) -> None:
     state = _mark_manual(root, cid)
     if state is None or not state["Pid"]:
         return
-    signal_container(root, state, sig)
+    _kill_with_event(root, cid, config, state, sig)  # docker's stop: kill (signal), [kill 9], die, stop
     if state["Paused"]:
         _freeze(root, cid, False)
     if timeout < 0:
         wait_exit(root, cid, state["Pid"], state["PidStart"], None)
-        return
-    if not wait_exit(root, cid, state["Pid"], state["PidStart"], float(timeout)):
-        signal_container(root, state, SIGKILL)
+    elif not wait_exit(root, cid, state["Pid"], state["PidStart"], float(timeout)):
+        _kill_with_event(root, cid, config, state, SIGKILL)
         if not wait_exit(root, cid, state["Pid"], state["PidStart"], 30.0):
             raise ContainerError(f"cannot stop container: {cid[:12]}: it did not exit after SIGKILL")
+    root.container_event("stop", cid, config)
 
 
 def _mark_manual(root: Root, cid: str) -> dict | None:
@@ -316,7 +324,7 @@ def kill(root: Root, cid: str, sig: int) -> None:
         state = reconcile(root, cid, root.read_state(cid))
     if not state["Running"] or not state["Pid"]:
         raise ContainerError(f"Cannot kill container: {cid[:12]}: Container {cid} is not running")
-    if not signal_container(root, state, sig):
+    if not _kill_with_event(root, cid, config, state, sig):
         raise ContainerError(f"Cannot kill container: {cid[:12]}: Container {cid} is not running")
     if state["Paused"] and sig == SIGKILL:
         _freeze(root, cid, False)
@@ -351,8 +359,10 @@ def pause(root: Root, cid: str, frozen: bool) -> None:
             raise ContainerError(f"Container {cid} is not paused")
         _freeze(root, cid, frozen)
         state.update(Paused=frozen, Status="paused" if frozen else "running")
+        if frozen:
+            health.stopped(state)  # docker stops the probes of a paused container
         root.write_state(cid, state)
-    root.event("container", "pause" if frozen else "unpause", cid)
+    root.container_event("pause" if frozen else "unpause", cid)
 
 
 def rename(root: Root, cid: str, new_name: str) -> None:
@@ -380,10 +390,11 @@ def rename(root: Root, cid: str, new_name: str) -> None:
             root.release_name(name, cid)
             raise
         root.release_name(old, cid)
-    root.event("container", "rename", cid, {"name": name, "oldName": f"/{old}"})
+    root.container_event("rename", cid, oldName=f"/{old}")
 
 
 def remove(root: Root, cid: str, *, force: bool, volumes: bool) -> None:
+    config = root.read_config(cid)  # for the events: the container is gone when destroy is told
     state = reconcile(root, cid, root.read_state(cid))
     if state["Status"] in ACTIVE:
         if not force:
@@ -391,7 +402,7 @@ def remove(root: Root, cid: str, *, force: bool, volumes: bool) -> None:
                                  "Stop the container before attempting removal or force remove")
         marked = _mark_manual(root, cid)
         if marked is not None and marked["Pid"]:
-            signal_container(root, marked, SIGKILL)
+            _kill_with_event(root, cid, config, marked, SIGKILL)
             if marked["Paused"]:
                 _freeze(root, cid, False)
             wait_exit(root, cid, marked["Pid"], marked["PidStart"], 10.0)
@@ -409,7 +420,7 @@ def remove(root: Root, cid: str, *, force: bool, volumes: bool) -> None:
 
         forget(root.path, cid)  # what a killed supervisor could not undo: its endpoints and port rules
     purge(trash)
-    root.event("container", "destroy", cid)
+    root.container_event("destroy", cid, config)
 
 
 def container_records(root: Root) -> list[tuple[dict, dict]]:
@@ -457,6 +468,8 @@ def inspect_document(root: Root, config: dict, state: dict) -> dict:
                                                   "IPAddress": "", "IPPrefixLen": 0, "MacAddress": ""}}
     public_state = {k: state[k] for k in ("Status", "Running", "Paused", "Restarting", "OOMKilled", "Dead", "Pid",
                                           "ExitCode", "Error", "StartedAt", "FinishedAt")}
+    if state.get("Health"):  # docker shows Health once the probes of a healthcheck have started
+        public_state["Health"] = state["Health"]
     return {
         "Id": cid, "Created": config["Created"], "Path": config["Path"], "Args": config["Args"],
         "State": public_state, "Image": config["Image"],

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 
 from ..errors import ContainerError
+from . import health
 from .etcfiles import DEFAULT_PATH_ENV
 from .flags import parse_signal, tmpfs_mount_options
 from .state import rfc3339
@@ -47,7 +48,7 @@ class ContainerSpec:
                  "restart", "auto_remove", "stop_signal", "stop_timeout", "pull", "cap_add", "cap_drop",
                  "privileged", "read_only", "security_opt", "labels", "volumes", "mounts", "volumes_from",
                  "tmpfs", "init", "interactive", "tty", "detach", "publish", "publish_all", "expose",
-                 "network_alias", "ip", "dns", "links")
+                 "network_alias", "ip", "dns", "links", "healthcheck")
 
     #: The default of every field: a container of the image's own command, docker's defaults.
     DEFAULTS = {
@@ -58,6 +59,7 @@ class ContainerSpec:
         "privileged": False, "read_only": False, "security_opt": [], "labels": [], "volumes": [], "mounts": [],
         "volumes_from": [], "tmpfs": [], "init": False, "interactive": False, "tty": False, "detach": False,
         "publish": [], "publish_all": False, "expose": [], "network_alias": [], "ip": "", "dns": [], "links": [],
+        "healthcheck": None,
     }
 
     def __init__(self, cid: str, **fields):
@@ -74,6 +76,8 @@ class ContainerSpec:
     def entrypoint_and_cmd(self) -> tuple[list[str], list[str]]:
         """docker's rule: ``--entrypoint`` replaces the image's and drops its Cmd."""
         if self.entrypoint is not None:
+            if isinstance(self.entrypoint, list):  # the API's array (refengine compose's entrypoint: [a, b])
+                return list(self.entrypoint), list(self.command)
             return ([self.entrypoint] if self.entrypoint else []), list(self.command)
         return list(self.image.get("Entrypoint") or []), list(self.command) or list(self.image.get("Cmd") or [])
 
@@ -103,7 +107,7 @@ def from_flags(opts: dict, args: list[str], image: dict, cid: str) -> ContainerS
         interactive=bool(opts.get("interactive")), tty=bool(opts.get("tty")), detach=bool(opts.get("detach")),
         publish=opts.get("publish") or [], publish_all=bool(opts.get("publish_all")), expose=opts.get("expose") or [],
         network_alias=opts.get("network_alias") or [], ip=opts.get("ip") or "", dns=opts.get("dns") or [],
-        links=opts.get("link") or [],
+        links=opts.get("link") or [], healthcheck=health.from_flags(opts),
     )
 
 
@@ -191,8 +195,18 @@ def merge_env(base: list[str], extra: list[str]) -> list[str]:
     return out
 
 
+#: A name is a file under names/ (state.py): NAME_MAX bytes at most.
+MAX_NAME_LENGTH = 255
+
+
 def valid_container_name(name: str) -> bool:
-    return len(name) > 1 and name[0].isalnum() and all(c.isalnum() or c in "_.-" for c in name)
+    """docker's ``[a-zA-Z0-9][a-zA-Z0-9_.-]+`` (ASCII only: ``isalnum`` alone takes "é").
+
+    >>> valid_container_name("web-1"), valid_container_name("caf\u00e9"), valid_container_name("-x")
+    (True, False, False)
+    """
+    return (1 < len(name) <= MAX_NAME_LENGTH and name.isascii() and name[0].isalnum()
+            and all(c.isalnum() or c in "_.-" for c in name))
 
 
 def parse_volume_spec(spec: str) -> tuple[str | None, str, str]:
@@ -224,6 +238,8 @@ def parse_volume_spec(spec: str) -> tuple[str | None, str, str]:
 
 
 def check_name(spec: ContainerSpec) -> None:
+    if spec.name is not None and len(spec.name) > MAX_NAME_LENGTH:
+        raise ContainerError(f"Invalid container name ({spec.name[:40]}...): longer than {MAX_NAME_LENGTH} characters")
     if spec.name is not None and not valid_container_name(spec.name):
         raise ContainerError(f"Invalid container name ({spec.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
 
@@ -232,6 +248,18 @@ def check_command(spec: ContainerSpec) -> None:
     entrypoint, cmd = spec.entrypoint_and_cmd()
     if not entrypoint + cmd:
         raise ContainerError("No command specified")
+
+
+def check_no_nul(spec: ContainerSpec) -> None:
+    """A NUL byte (possible through the API or a Compose file, never from a shell) cannot
+    reach execve, sethostname or a path: refused at create, not as a failed start."""
+    entrypoint, cmd = spec.entrypoint_and_cmd()
+    for what, values in (("command", entrypoint + cmd), ("environment variable", spec.env),
+                         ("user", [spec.user]), ("working directory", [spec.workdir]),
+                         ("hostname", [spec.hostname])):
+        for value in values:
+            if "\0" in value:
+                raise ContainerError(f"invalid {what} {value!r}: contains a NUL byte")
 
 
 def check_memory(spec: ContainerSpec) -> None:
@@ -344,10 +372,14 @@ def check_tmpfs(spec: ContainerSpec) -> None:
     tmpfs_flags(spec.tmpfs)
 
 
+def check_healthcheck(spec: ContainerSpec) -> None:
+    health.check(spec.healthcheck)
+
+
 #: Every check of a spec, in the order docker reports the errors they find.
-CHECKS = (check_name, check_command, check_memory, check_restart, check_stop_signal, check_workdir, check_pull,
+CHECKS = (check_name, check_command, check_no_nul, check_memory, check_restart, check_stop_signal, check_workdir, check_pull,
           check_capabilities, check_security_opt, check_network, check_labels, check_volumes, check_mounts,
-          check_tmpfs)
+          check_tmpfs, check_healthcheck)
 
 
 def validate(spec: ContainerSpec) -> None:
@@ -398,6 +430,9 @@ def to_config(root, spec: ContainerSpec) -> dict:
         config_section["StopSignal"] = stop_signal
     if spec.stop_timeout is not None:
         config_section["StopTimeout"] = spec.stop_timeout
+    healthcheck = health.merge(spec.healthcheck, img.get("Healthcheck"))
+    if healthcheck:
+        config_section["Healthcheck"] = healthcheck
     pids = spec.pids_limit
     return {
         "Id": cid, "Created": rfc3339(), "Path": argv[0], "Args": argv[1:],

@@ -176,11 +176,26 @@ class Root:
     def write_state(self, cid: str, state: dict) -> None:
         jsonio.write_atomic(os.path.join(self.containers, cid, "state.json"), state)
 
+    def container_event(self, action: str, cid: str, config: dict | None = None, **extra: str) -> None:
+        """A container's event with docker's attributes (:func:`container_attributes`); its
+        config is read when not given (give it when the container is being removed)."""
+        if config is None:
+            try:
+                config = self.read_config(cid)
+            except (ContainerError, ValueError):
+                config = {}
+        self.event("container", action, cid, container_attributes(config, **extra))
+
     def event(self, kind: str, action: str, actor_id: str, attributes: dict | None = None) -> None:
-        """Append one event (docker's events JSON) to events.log; O_APPEND keeps lines whole."""
+        """Append one event (docker's events JSON, its keys in docker's order) to events.log;
+        O_APPEND keeps lines whole. docker's legacy ``status``/``id``/``from`` are set on
+        container events only, as dockerd does."""
         ns = time.time_ns()
-        line = jsonio.dumps({"Type": kind, "Action": action, "Actor": {"ID": actor_id, "Attributes": attributes or {}},
-                             "status": action, "id": actor_id, "time": ns // 1_000_000_000, "timeNano": ns})
+        attributes = attributes or {}
+        legacy = {"status": action, "id": actor_id, "from": attributes.get("image", "")} if kind == "container" else {}
+        line = jsonio.dumps({**legacy, "Type": kind, "Action": action,
+                             "Actor": {"ID": actor_id, "Attributes": attributes}, "scope": "local",
+                             "time": ns // 1_000_000_000, "timeNano": ns})
         try:
             fd = os.open(self.events, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except FileNotFoundError:
@@ -189,6 +204,18 @@ class Root:
             os.write(fd, (line + "\n").encode())
         finally:
             os.close(fd)
+
+
+def container_attributes(config: dict, **extra: str) -> dict:
+    """The attributes dockerd puts on every event of a container: its labels (the
+    image's and its own), ``image`` as given to run/create, ``name``; then ``extra``
+    (``exitCode``, ``signal``).
+
+    >>> container_attributes({"Name": "/web", "Config": {"Image": "busybox", "Labels": {"a": "b"}}}, signal="9")
+    {'a': 'b', 'image': 'busybox', 'name': 'web', 'signal': '9'}
+    """
+    conf = config.get("Config") or {}
+    return {**(conf.get("Labels") or {}), "image": conf.get("Image", ""), "name": config.get("Name", "/")[1:], **extra}
 
 
 def new_state() -> dict:

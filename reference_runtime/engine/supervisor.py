@@ -25,7 +25,7 @@ import time
 
 import _signal
 
-from . import logs, process, statuspipe
+from . import health, logs, process, statuspipe
 from . import syscalls as sc
 from .cgroups import Cgroup
 from .plan import ContainerPlan, container_plan
@@ -65,6 +65,7 @@ class Supervisor:
         self.hold_stdin = -1
         self.me = os.getpid()
         self.trash = ""
+        self.removed_config: dict | None = None
 
     # -- plumbing ------------------------------------------------------------
     def _detach_stdio(self) -> None:
@@ -147,6 +148,8 @@ class Supervisor:
         says), tear down."""
         self._become_supervisor()
         config = self.root.read_config(self.cid)
+        # the config a prober needs, when the container has a healthcheck to run
+        self.health_config = config if health.probe_argv(config["Config"].get("Healthcheck")) else None
         cgroup = self._create_cgroup(config["HostConfig"])
         try:
             self._run_until_stopped(config, cgroup)
@@ -214,15 +217,20 @@ class Supervisor:
             decision["restart"] = restart
             state.update(Pid=0, PidStart=0, ExitCode=code, OOMKilled=oom, FinishedAt=rfc3339(finished),
                          Paused=False, Error="")
+            health.stopped(state)
             if restart:
                 state.update(Status="restarting", Running=True, Restarting=True,
                              RestartCount=state["RestartCount"] + 1)
             else:
                 state.update(Status="exited", Running=False, Restarting=False)
 
+        # oom and die come before the exit is recorded: whoever sees the container stopped
+        # (stop, wait) finds them in the log, and docker's stop event comes after die.
+        if oom:
+            self.root.container_event("oom", self.cid)
+        self.root.container_event("die", self.cid, exitCode=str(code))
         gone = self._update(record) is None
         trace("supervisor: exit recorded")
-        self.root.event("container", "die", self.cid, {"exitCode": str(code)})
         return decision.get("restart", False) and not gone, gone
 
     def _first_exit_reported(self, host: dict, code: int, restart: bool, gone: bool) -> bool:
@@ -247,12 +255,13 @@ class Supervisor:
         cgroup.destroy()
         if self.trash:
             purge(self.trash)
-            self.root.event("container", "destroy", self.cid)
+            self.root.container_event("destroy", self.cid, self.removed_config)
 
     def _remove(self) -> None:
         """--rm: the container disappears now; its files are purged after the CLI is told."""
         try:
             with self.root.lock(self.cid):
+                self.removed_config = self.root.read_config(self.cid)  # for its destroy event
                 self.trash = remove_files(self.root, self.cid, volumes=True, cgroups=False)
         except (FileNotFoundError, OSError):
             pass
@@ -333,6 +342,8 @@ class Supervisor:
                          Supervisor={"Pid": self.me, "Start": me_start}, Ports=net.ports if net else {})
             if first:
                 state.update(ManualStop=False, FinishedAt="0001-01-01T00:00:00Z")
+            if self.health_config is not None:
+                health.starting(state)
 
         recorded = self._update(record)
         if recorded is not None and recorded["Pid"] != pid:
@@ -345,14 +356,21 @@ class Supervisor:
         fault("supervisor:after-start")
         self._release_first_lock()
         trace("supervisor: running recorded")
-        self.root.event("container", "start", self.cid)
+        self.root.container_event("start", self.cid)
         if first:
             self._notify(statuspipe.started(pid))
             if not self.attach:
                 self._close_status()
         if recorded is None:  # removed while starting
             os.kill(pid, SIGKILL)
-        return self._monitor(pid, outputs, cgroup, oom_before, terminal)
+        prober = 0
+        if self.health_config is not None and recorded is not None:
+            prober = health.spawn_prober(self.root, self.cid, self.health_config, pid, self.me)
+        try:
+            return self._monitor(pid, outputs, cgroup, oom_before, terminal)
+        finally:
+            if prober:
+                health.stop_prober(prober)
 
     def _plug(self, net, pid: int, ready: int, announce: int) -> tuple[int, str] | None:
         """Plug the container's interfaces while it waits on ``ready``, then let it go on;

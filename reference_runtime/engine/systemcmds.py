@@ -12,7 +12,7 @@ from ..errors import ContainerError, RefError
 from . import volumes
 from .removal import volume_users
 from .flags import Parsed
-from .state import Root, rfc3339
+from .state import Root, parse_rfc3339
 
 
 def _print_format(template: str | None, docs: list[dict]) -> None:
@@ -217,10 +217,62 @@ def cmd_system_df(root: Root, p: Parsed) -> int:
          "Reclaimable": pct(sum(v for n, v in vsizes.items() if n not in users), sum(vsizes.values()))},
         {"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"},
     ]
+    if p.opts.get("verbose"):
+        _df_verbose(p.opts.get("format"), images, records, csizes, users, vsizes)
+        return 0
     template = p.opts.get("format") or "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
     headers = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE", "Reclaimable": "RECLAIMABLE"}
     sys.stdout.write("".join(line + "\n" for line in format_rows(template, rows, headers)))
     return 0
+
+
+def _df_verbose(template: str | None, images: list, records: list[tuple[dict, dict]], csizes: dict[str, int],
+                users: dict[str, list[str]], vsizes: dict[str, int]) -> None:
+    """``system df -v``: docker's four sections, a row per image, container, volume (the
+    build cache is always empty: the builder keeps its cache as images)."""
+    from .commands import ps_row
+    from .format import human_duration, human_size, render, table
+
+    now = time.time()
+    layer_users: dict[str, int] = {}
+    for img in images:
+        for chain in set(img.chain_ids):
+            layer_users[chain] = layer_users.get(chain, 0) + 1
+    image_rows = []
+    for img in images:
+        shared = sum(size for chain, size in zip(img.chain_ids, img.layer_sizes) if layer_users[chain] > 1)
+        created = parse_rfc3339(img.created) if img.created else 0
+        for tag in img.repo_tags or ["<none>:<none>"]:
+            repo, _, t = tag.rpartition(":")
+            image_rows.append({
+                "Repository": repo, "Tag": t, "ID": img.short_id,
+                "CreatedSince": (human_duration(now - created) + " ago") if created else "N/A",
+                "Size": human_size(img.size), "SharedSize": human_size(shared),
+                "UniqueSize": human_size(img.size - shared),
+                "Containers": str(sum(1 for c, _ in records if c["Image"] == img.id))})
+    container_rows = [{**ps_row(c, s, now, False), "Size": human_size(csizes[c["Id"]])} for c, s in records]
+    volume_rows = [{"Name": n, "Links": str(len(users.get(n, []))), "Size": human_size(v)} for n, v in vsizes.items()]
+    if template:
+        doc = {"Images": image_rows, "Containers": container_rows, "Volumes": volume_rows, "BuildCache": []}
+        sys.stdout.write(render(template.replace("\\t", "\t"), doc) + "\n")
+        return
+
+    def section(title: str, header: list[str], keys: list[str], rows: list[dict]) -> str:
+        lines = table([header] + [[r[k] for k in keys] for r in rows], min_width=10)
+        return f"{title}\n\n" + "".join(line + "\n" for line in lines) + "\n"
+
+    sys.stdout.write(
+        section("Images space usage:",
+                ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "SHARED SIZE", "UNIQUE SIZE", "CONTAINERS"],
+                ["Repository", "Tag", "ID", "CreatedSince", "Size", "SharedSize", "UniqueSize", "Containers"],
+                image_rows)
+        + section("Containers space usage:",
+                  ["CONTAINER ID", "IMAGE", "COMMAND", "LOCAL VOLUMES", "SIZE", "CREATED", "STATUS", "NAMES"],
+                  ["ID", "Image", "Command", "LocalVolumes", "Size", "RunningFor", "Status", "Names"], container_rows)
+        + section("Local Volumes space usage:", ["VOLUME NAME", "LINKS", "SIZE"], ["Name", "Links", "Size"],
+                  volume_rows)
+        + section("Build cache usage: 0B", ["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE",
+                                            "SHARED"], [], []).rstrip("\n") + "\n")
 
 
 def _info(root: Root) -> dict:
@@ -342,6 +394,16 @@ def cmd_version(root: Root, p: Parsed) -> int:
     return 0
 
 
+def _stamp(line: bytes) -> float:
+    """An event line's time in seconds, read without parsing the JSON (``timeNano`` is its
+    last key, as :meth:`.state.Root.event` writes it); infinity when it cannot be read."""
+    at = line.rfind(b'"timeNano":')
+    try:
+        return int(line[at + 11:].rstrip(b"} \r")) / 1e9 if at >= 0 else float("inf")
+    except ValueError:
+        return float("inf")
+
+
 def cmd_system_events(root: Root, p: Parsed) -> int:
     from .flags import parse_timestamp
 
@@ -351,10 +413,13 @@ def cmd_system_events(root: Root, p: Parsed) -> int:
         until = parse_timestamp(p.opts["until"], now) if p.opts.get("until") else None
     except ValueError as exc:
         raise ContainerError(str(exc)) from None
-    filters: dict[str, list[str]] = {}
-    for f in p.opts.get("filter") or []:
-        k, _, v = f.partition("=")
-        filters.setdefault(k, []).append(v)
+    from .events import default_line, matches, parse_filters, template_view
+
+    filters = parse_filters(p.opts.get("filter") or [])
+    if p.opts.get("format"):
+        from .gotemplate import parse as parse_template
+
+        parse_template(p.opts["format"])  # a broken template fails now, not at the first event (maybe never)
 
     def keep(ev: dict) -> bool:
         t = ev["timeNano"] / 1e9
@@ -362,25 +427,15 @@ def cmd_system_events(root: Root, p: Parsed) -> int:
             return False
         if until is not None and t > until:
             return False
-        for k, vs in filters.items():
-            if k == "type" and ev["Type"] not in vs:
-                return False
-            if k == "event" and ev["Action"] not in vs:
-                return False
-            if k == "container" and not any(ev["Actor"]["ID"].startswith(v) or
-                                            ev["Actor"]["Attributes"].get("name") == v for v in vs):
-                return False
-        return True
+        return matches(ev, filters)
 
     def show(ev: dict) -> None:
         if p.opts.get("format"):
             from .format import render
 
-            sys.stdout.write(render(p.opts["format"], ev) + "\n")
+            sys.stdout.write(render(p.opts["format"], template_view(ev)) + "\n")
         else:
-            attrs = ", ".join(f"{k}={v}" for k, v in sorted(ev["Actor"]["Attributes"].items()))
-            stamp = rfc3339(ev["timeNano"])
-            sys.stdout.write(f"{stamp} {ev['Type']} {ev['Action']} {ev['Actor']['ID']}" + (f" ({attrs})" if attrs else "") + "\n")
+            sys.stdout.write(default_line(ev) + "\n")
         sys.stdout.flush()
 
     try:
@@ -397,6 +452,8 @@ def cmd_system_events(root: Root, p: Parsed) -> int:
             lines = pending.split(b"\n")
             pending = lines.pop()
             for line in lines:
+                if since is not None and _stamp(line) < since:
+                    continue  # the log only grows: skip the past without parsing it
                 try:
                     ev = json.loads(line)
                 except ValueError:

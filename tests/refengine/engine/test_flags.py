@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reference_runtime.engine.flags import (parse_bytes, parse_command, parse_go_duration, parse_restart,
-                                            parse_signal, split_command)
+                                            parse_signal, parse_timestamp, split_command)
 from reference_runtime.errors import ContainerError
 
 
@@ -90,3 +90,23 @@ def test_parse_go_duration():
     assert parse_go_duration("250ms") == 0.25
     with pytest.raises(ValueError):
         parse_go_duration("10 minutes")
+
+
+def test_durations_beyond_go_s_int64_are_invalid():
+    assert parse_go_duration("2562047h") > 0
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_go_duration("99999999h")
+
+
+@pytest.mark.parametrize("value", ["2026-13-45", "2026-01-01T25:61", "garbage", "-5", "nan"])
+def test_impossible_times_are_one_wording(value):
+    with pytest.raises(ValueError, match=r"^invalid time .*: use RFC 3339"):
+        parse_timestamp(value, 0.0)
+
+
+def test_container_names_are_ascii_and_fit_a_file_name():
+    from reference_runtime.engine.spec import valid_container_name
+
+    assert valid_container_name("a" * 255)
+    assert not valid_container_name("a" * 256)
+    assert not valid_container_name("caf\u00e9")

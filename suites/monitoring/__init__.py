@@ -1,0 +1,2 @@
+"""Monitoring: ``events`` (the documented sequence, attributes, filters, time
+windows and formats), ``stats`` (columns, memory, CPU, PIDs) and ``system df``."""
