@@ -205,6 +205,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from . import listing
 
+    if args.compose_table:
+        print("\n".join(listing.compose_table()))
+        return 0
     known = listing.suites()
     unknown = sorted(set(args.suites) - set(known))
     if unknown:
@@ -276,6 +279,9 @@ def parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="the suites, their checks with spec references, and the profiles")
     lst.add_argument("suites", nargs="*", help="suite names (default: every suite)")
     lst.add_argument("--json", action="store_true", help="one JSON document instead of text")
+    lst.add_argument("--compose-table", action="store_true",
+                     help="only the Markdown table of the Compose implementations the engine profiles name "
+                          "(name scheme, recorded deviations), as in suites/compose/README.md")
     lst.set_defaults(func=cmd_list)
     return p
 

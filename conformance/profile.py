@@ -7,6 +7,9 @@ A profile is a TOML file under ``fixtures/engines/``::
     capabilities = ["oom-kill", ...]       # what the engine can do here
     [env]                                  # added to the environment
     CONTAINERS_CONF = "{profile_dir}/podman-containers.conf"
+    [compose]                              # the Compose implementation (suites/compose)
+    argv = ["podman-compose"]              # run with [env] too
+    container_names = "v1"                 # project_service_1 ("v2": project-service-1)
     [deviations."runtime/test_signals.py::test_x"]   # the failure it expects
     match = "exit 2"                                # regex on the failure message
     evidence = "podman 4.3 exits 2: ..."            # what was seen, with versions
@@ -55,10 +58,32 @@ KNOWN_CAPABILITIES = frozenset(
         "pause",  # pause/unpause through the freezer
         "save-oci",  # save writes an OCI layout next to manifest.json
         "cp-follow-link",  # cp -L/--follow-link follows a symbolic link in SRC_PATH
+        # healthcheck probes run on their own (--health-cmd, HEALTHCHECK); podman 4.3 runs
+        # them from systemd timers only, and these machines have no systemd
+        "healthcheck",
+        "compose",  # a Compose implementation, named by the profile's [compose] table
     }
 )
 
-_KEYS = {"name", "description", "argv", "env", "capabilities", "deviations"}
+_KEYS = {"name", "description", "argv", "env", "capabilities", "deviations", "compose"}
+_COMPOSE_KEYS = {"argv", "container_names"}
+#: How a Compose implementation names a service's containers.
+COMPOSE_NAME_SCHEMES = {"v1": "project_service_1", "v2": "project-service-1"}
+
+
+@dataclass(frozen=True)
+class ComposeProfile:
+    """The Compose implementation that drives an engine (``[compose]``):
+    ``argv`` is its argv prefix (run with the profile's ``[env]``),
+    ``container_names`` its naming scheme, a key of COMPOSE_NAME_SCHEMES."""
+
+    argv: tuple[str, ...]
+    container_names: str
+
+    def container_name(self, project: str, service: str, number: int = 1) -> str:
+        """The name this implementation gives container ``number`` of a service."""
+        sep = "_" if self.container_names == "v1" else "-"
+        return f"{project}{sep}{service}{sep}{number}"
 
 
 @dataclass(frozen=True)
@@ -72,6 +97,7 @@ class Profile:
     deviations: Mapping[str, Deviation] = field(default_factory=dict)
     description: str = ""
     path: Path | None = None
+    compose: ComposeProfile | None = None
 
     @property
     def command(self) -> tuple[str, ...]:
@@ -114,6 +140,23 @@ def read_profile_table(text: str, source: str, keys: set[str]) -> dict:
     return data
 
 
+def _parse_compose(table, source: str, pdir: str) -> ComposeProfile | None:
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise ConformanceError(f"{source}: [compose] must be a table")
+    unknown = set(table) - _COMPOSE_KEYS
+    if unknown:
+        raise ConformanceError(f"{source}: [compose]: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_COMPOSE_KEYS))}")
+    argv = table.get("argv")
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) and a for a in argv):
+        raise ConformanceError(f"{source}: [compose] 'argv' must be a non-empty list of strings, e.g. argv = [\"docker-compose\"]")
+    names = table.get("container_names")
+    if names not in COMPOSE_NAME_SCHEMES:
+        raise ConformanceError(f"{source}: [compose] 'container_names' must be one of {', '.join(f'{k!r} ({v})' for k, v in COMPOSE_NAME_SCHEMES.items())}")
+    return ComposeProfile(argv=tuple(a.replace("{profile_dir}", pdir) for a in argv), container_names=names)
+
+
 def parse_profile(text: str, *, source: str = "<profile>", profile_dir: Path | None = None) -> Profile:
     """Parse and validate profile TOML. Pure: no file or engine is touched."""
     data = read_profile_table(text, source, _KEYS)
@@ -131,6 +174,7 @@ def parse_profile(text: str, *, source: str = "<profile>", profile_dir: Path | N
     devs = data.get("deviations", {})
     pdir = str(profile_dir) if profile_dir else "."
     env = {k: v.replace("{profile_dir}", pdir) for k, v in env.items()}
+    compose = _parse_compose(data.get("compose"), source, pdir)
     return Profile(
         name=name,
         argv=tuple(a.replace("{profile_dir}", pdir) for a in argv),
@@ -139,6 +183,7 @@ def parse_profile(text: str, *, source: str = "<profile>", profile_dir: Path | N
         deviations=MappingProxyType(dict(devs)),
         description=str(data.get("description", "")),
         path=None,
+        compose=compose,
     )
 
 
