@@ -61,6 +61,9 @@ def test_run_step_volumes_are_binds_like_run_mounts(tmp_path):
     (["--name", "-bad", "IMG"], "Invalid container name (-bad), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
     (["--stop-signal", "SIGNOPE", "IMG"], "Invalid signal: SIGNOPE"),
     (["--cap-add", "NOPE", "IMG"], "unknown capability: 'NOPE'"),
+    (["--name", "a" * 256, "IMG"], f"Invalid container name ({'a' * 40}...): longer than 255 characters"),
+    (["IMG", "echo", "a\0b"], "invalid command 'a\\x00b': contains a NUL byte"),
+    (["-e", "A=a\0b", "IMG"], "invalid environment variable 'A=a\\x00b': contains a NUL byte"),
 ])
 def test_validation_refuses_before_anything_is_made(argv, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
