@@ -38,10 +38,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         subject += ["--engine-profile", args.engine_profile]
     elif args.engine:
         subject += ["--engine", args.engine]
+    if args.cluster:  # a cluster is one set of daemons for the session: every worker would start its own
+        subject += ["--cluster", args.cluster]
+        args.jobs = 1
     registry = [f"--registry={args.registry}"] if args.registry else []
     registry += [f"--registry-impl={args.registry_impl}"] if args.registry_impl else []
-    suites = args.suites or ((list(REGISTRY_SUITES) if registry and not subject else [])
-                             + (engine_suites() if subject or not registry else []))
+    suites = args.suites or (["swarm"] if args.cluster and not args.engine else [])
+    suites = suites or ((list(REGISTRY_SUITES) if registry and not subject else [])
+                        + (engine_suites() if subject or not registry else []))
     paths = []
     for suite in suites:
         path = SUITES_DIR / suite
@@ -233,6 +237,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--engine-profile", help="engine profile file")
     run.add_argument("--registry", help="registry URL to check")
     run.add_argument("--registry-impl", help="registry the suite starts itself (fixtures/registries/NAME.toml)")
+    run.add_argument("--cluster", help="a multi-node cluster the swarm suite starts itself (docker); one worker")
     run.add_argument("-n", "--jobs", type=int, default=2, help="parallel pytest workers (default 2)")
     run.add_argument("--report-dir", help=f"results directory (default {REPORTS_DIR})")
     run.add_argument("suites", nargs="*", help="suite names (default: every suite for the subject)")

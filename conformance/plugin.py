@@ -10,4 +10,5 @@ pytest_plugins = [
     "conformance.report_plugin",  # results JSON + JUnit XML in reports/
     "conformance.engine_plugin",  # --engine, the engine and test_image fixtures
     "conformance.registry_plugin",  # --registry/--registry-impl, the registry fixtures
+    "conformance.cluster",  # --cluster/--cluster-nodes, the cluster fixture (suites/swarm)
 ]
