@@ -17,7 +17,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 
 from ..build import cli as build_cli
-from ..engine import commands, runtime
+from ..engine import commands, health, runtime
 from ..engine import volumes as engine_volumes
 from ..engine.flags import Parsed, parse_command, split_command
 from ..engine.state import Root
@@ -177,8 +177,8 @@ class Engine:
     def has_healthcheck(self, container: Container) -> bool:
         """Whether the container (or its image) has a healthcheck that probes: its State.Health
         appears only once the probes started."""
-        test = (container.config["Config"].get("Healthcheck") or {}).get("Test") or []
-        return bool(test) and test[0] != "NONE"
+        # the prober's own rule: ["CMD"] alone or an unknown kind never probes (docker's getProbe)
+        return health.probe_argv(container.config["Config"].get("Healthcheck")) is not None
 
     def log_path(self, container: Container) -> str:
         return os.path.join(self.root.container_dir(container.id), f"{container.id}-json.log")

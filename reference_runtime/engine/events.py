@@ -78,6 +78,24 @@ def matches(ev: dict, filters: dict[str, list[str]]) -> bool:
     return True
 
 
+def well_formed(ev: object) -> bool:
+    """Whether a decoded log line is an event this module can read: a line torn by a crash
+    or written by hand is skipped, never a traceback.
+
+    >>> well_formed({"Type": "container", "Action": "die", "timeNano": 1, "Actor": {"ID": "a", "Attributes": {}}})
+    True
+    >>> well_formed({"timeNano": "x"}), well_formed([1]), well_formed({"Type": "c", "Action": "a", "timeNano": 1.5})
+    (False, False, False)
+    """
+    if not isinstance(ev, dict) or type(ev.get("timeNano")) is not int:
+        return False
+    if not isinstance(ev.get("Type"), str) or not isinstance(ev.get("Action"), str):
+        return False
+    actor = ev.get("Actor") or {}
+    return isinstance(actor, dict) and isinstance(actor.get("Attributes") or {}, dict) \
+        and isinstance(actor.get("ID", ""), str)
+
+
 def default_line(ev: dict) -> str:
     """docker's default events line: time, type, action, actor ID and its attributes, sorted.
 

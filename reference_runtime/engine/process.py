@@ -72,6 +72,8 @@ def capability_names(mask: int) -> set[str]:
 def resolve_user(spec: str, passwd: str, group: str) -> tuple[int, int, list[int], str]:
     """``-u`` against the container's /etc/passwd and /etc/group: (uid, gid, groups, home). Pure."""
     user, _, grp = (spec or "0").partition(":")
+    # a numeric id is ASCII digits: "²".isdigit() is true, and int() refuses it
+    user_id, grp_id = user.isascii() and user.isdigit(), grp.isascii() and grp.isdigit()
     uid = gid = None
     home = "/"
     name = None
@@ -79,11 +81,11 @@ def resolve_user(spec: str, passwd: str, group: str) -> tuple[int, int, list[int
         f = line.split(":")
         if len(f) < 7:
             continue
-        if f[0] == user or (user.isdigit() and f[2] == user):
+        if f[0] == user or (user_id and f[2] == user):
             name, uid, gid, home = f[0], int(f[2]), int(f[3]), f[5] or "/"
             break
     if uid is None:
-        if not user.isdigit():
+        if not user_id:
             raise LookupError(f"unable to find user {user}: no matching entries in passwd file")
         uid, gid = int(user), 0
         home = "/root" if uid == 0 else "/"
@@ -92,13 +94,13 @@ def resolve_user(spec: str, passwd: str, group: str) -> tuple[int, int, list[int
         f = line.split(":")
         if len(f) < 4:
             continue
-        if grp and (f[0] == grp or (grp.isdigit() and f[2] == grp)):
+        if grp and (f[0] == grp or (grp_id and f[2] == grp)):
             gid = int(f[2])
             grp = ""
         if name and name in f[3].split(","):
             extra.append(int(f[2]))
     if grp:
-        if not grp.isdigit():
+        if not grp_id:
             raise LookupError(f"unable to find group {grp}: no matching entries in group file")
         gid = int(grp)
     return uid, gid or 0, sorted(set(extra)), home

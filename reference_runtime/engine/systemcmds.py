@@ -413,7 +413,7 @@ def cmd_system_events(root: Root, p: Parsed) -> int:
         until = parse_timestamp(p.opts["until"], now) if p.opts.get("until") else None
     except ValueError as exc:
         raise ContainerError(str(exc)) from None
-    from .events import default_line, matches, parse_filters, template_view
+    from .events import default_line, matches, parse_filters, template_view, well_formed
 
     filters = parse_filters(p.opts.get("filter") or [])
     if p.opts.get("format"):
@@ -458,7 +458,7 @@ def cmd_system_events(root: Root, p: Parsed) -> int:
                     ev = json.loads(line)
                 except ValueError:
                     continue
-                if keep(ev):
+                if well_formed(ev) and keep(ev):
                     show(ev)
         if until is not None and time.time() >= until:
             return 0

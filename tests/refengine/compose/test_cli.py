@@ -4,6 +4,7 @@ ps, logs, exec, run, scale, down (needs root and the kernel's namespaces)."""
 from __future__ import annotations
 
 import json
+import time
 
 from .conftest import BASE, needs_kernel
 
@@ -61,8 +62,11 @@ def test_ps_logs_exec_run_scale_and_down(compose):
     logs = compose("logs", "web").stdout.splitlines()
     assert sorted(logs) == ["web-1  | started-one", "web-2  | started-one"]
     assert compose("exec", "-T", "web", "sh", "-c", "exit 7", check=False).returncode == 7
-    resolved = compose("exec", "-T", "web", "nslookup", "database", check=False).stdout
-    assert inspect(compose, "demo-db-1")["NetworkSettings"]["Networks"]["demo_back"]["IPAddress"] in resolved
+    address = inspect(compose, "demo-db-1")["NetworkSettings"]["Networks"]["demo_back"]["IPAddress"]
+    deadline = time.monotonic() + 10  # as suites/compose waits for a service name: bounded
+    while address not in (resolved := compose("exec", "-T", "web", "nslookup", "database", check=False).stdout):
+        assert time.monotonic() < deadline, f"the alias 'database' of db ({address}) did not resolve: {resolved}"
+        time.sleep(0.5)
     run = compose("run", "--rm", "-T", "--no-deps", "web", "sh", "-c", "echo once; exit 5", check=False)
     assert run.returncode == 5 and "once" in run.stdout.splitlines()
     compose("up", "-d", "--scale", "web=1")

@@ -109,3 +109,11 @@ def test_an_image_or_network_name_that_looks_like_a_flag_stays_a_name():
     parsed = parse_command("create", create_argv(p, p.services["web"], 1))
     assert not parsed.opts["privileged"]
     assert parsed.args == ["--privileged", "img", "sh"]
+
+
+@pytest.mark.parametrize("item", ["web=\u00b2", "web=99999999999999999999999", "web=-1", "web"])
+def test_a_scale_that_is_no_count_is_a_one_line_error(item):
+    from reference_runtime.compose.commands import _parse_scale
+
+    with pytest.raises(ComposeError, match="invalid scale option"):
+        _parse_scale([item])

@@ -112,3 +112,16 @@ def test_the_past_is_skipped_by_the_stamp_alone():
     assert _stamp(line) == pytest.approx(1_700_000_000.123456789)
     assert _stamp(b'{"Type":"container"}') == float("inf")      # unreadable: parsed, never skipped
     assert _stamp(b'{"timeNano":12x}') == float("inf")
+
+
+def test_a_torn_or_hand_written_log_is_skipped_not_a_traceback(tmp_path, capsys):
+    from reference_runtime.engine.flags import parse_command
+    from reference_runtime.engine.systemcmds import cmd_system_events
+
+    root = Root(str(tmp_path))
+    good = {**DIE, "timeNano": 1_000_000_000}
+    (tmp_path / "events.log").write_text("\n".join([
+        "garbage", '{"timeNano": "x"}', "[1, 2]", "null", '{"timeNano": 1e400}', '{"Type": 5, "timeNano": 1}',
+        json.dumps(good)]) + "\n")
+    assert cmd_system_events(root, parse_command("system events", ["--since", "0", "--until", "2"])) == 0
+    assert capsys.readouterr().out.splitlines() == [default_line(good)]

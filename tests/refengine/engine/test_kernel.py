@@ -45,6 +45,11 @@ def test_run_isolates_and_cleans_up_with_rm(refengine):
     assert {"null", "zero", "urandom", "pts", "shm"} <= set(result.stdout.split())
     assert lines[-2].strip() == "2"  # lo and eth0 on the default bridge
     assert refengine("ps", "-a", "-q").stdout == ""
+    # The container is gone when the CLI returns; its files are purged right after the CLI
+    # has its status (supervisor._remove), so the directory empties within moments.
+    deadline = time.monotonic() + 10
+    while list((refengine.root / "containers").iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not list((refengine.root / "containers").iterdir())
     assert _host_mounts_under(refengine.root) == []
 

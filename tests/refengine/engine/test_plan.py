@@ -86,3 +86,12 @@ def test_every_check_has_a_name_and_runs_in_order():
     names = [c.__name__ for c in spec.CHECKS]
     assert all(n.startswith("check_") for n in names) and len(set(names)) == len(names)
     assert names[:2] == ["check_name", "check_command"]
+
+
+@pytest.mark.parametrize("user, message", [("\u00b2", "unable to find user \u00b2"),
+                                           ("0:\u00b2", "unable to find group \u00b2")])
+def test_a_non_ascii_digit_user_is_not_found_rather_than_a_crash(user, message):
+    from reference_runtime.engine.process import resolve_user
+
+    with pytest.raises(LookupError, match=message):
+        resolve_user(user, "root:x:0:0::/root:/bin/sh\n", "root:x:0:\n")
