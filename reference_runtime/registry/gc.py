@@ -180,7 +180,9 @@ def _sweep_blobs(run: _Run, marked: set[Digest], links: dict[Digest, list[str]])
         with storage.exclusive_lock():
             for digest in candidates[i:i + BATCH]:
                 mtime = storage.blob_mtime(digest)
-                if mtime is None:
+                if mtime is None:  # a run killed inside delete_blob_data left the empty directory
+                    if not run.dry_run:
+                        storage.delete_blob_data(digest)
                     continue
                 if mtime >= run.cutoff:
                     run.report.blobs_spared.append(digest)

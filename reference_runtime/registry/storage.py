@@ -170,9 +170,13 @@ class Storage:
         try:
             link.unlink()
         except FileNotFoundError:
-            return False
+            existed = False
+        else:
+            existed = True
+        # also when the link is gone: a process killed between the two steps left its
+        # directory, which layer_links() still lists (and the checker reports as dangling)
         remove_empty_parents(link.parent, self.layout.layers(name))
-        return True
+        return existed
 
     # -- uploads ----------------------------------------------------------
     def start_upload(self, name: str) -> str:

@@ -3,6 +3,7 @@ children, referrers, recently used blobs), what it deletes, ``--dry-run``,
 and that pushes running alongside it lose nothing."""
 import json
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -200,3 +201,22 @@ def test_pushes_during_gc_lose_nothing(registry):
             blob = c.get(f"/v2/{name}/blobs/{descriptor['digest']}")
             assert blob.status_code == 200, (name, tag, descriptor)
             assert sha256(blob.content) == descriptor["digest"] and len(blob.content) == descriptor["size"]
+
+
+def test_a_gc_killed_between_its_steps_leaves_nothing_the_next_gc_does_not_finish(registry):
+    """The two half-done states a SIGKILL can leave (seen in CI's random-kill test): a layer
+    link removed but not its directory, and blob data removed but not its directory."""
+    server, c, push = registry
+    orphan_linked = push.blob("gc/app", b"orphan whose link dir stays")
+    orphan_emptied = push.blob("gc/app", b"orphan whose data is gone")
+    algorithm, hex_ = orphan_linked.split(":")
+    (server.root / "repositories" / "gc" / "app" / "_layers" / algorithm / hex_ / "link").unlink()
+    algorithm, hex_ = orphan_emptied.split(":")
+    shutil.rmtree(server.root / "repositories" / "gc" / "app" / "_layers" / algorithm / hex_)  # links go first
+    (server.root / "blobs" / algorithm / hex_[:2] / hex_ / "data").unlink()
+    age_all_blobs(server)
+    gc(server, "--grace-period", "0")
+    assert not (server.root / "repositories" / "gc" / "app" / "_layers" / orphan_linked.replace(":", "/")).exists()
+    assert not (server.root / "blobs" / algorithm / hex_[:2] / hex_).exists()
+    check = subprocess.run([*REFREGISTRY, "check", str(server.config)], capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0 and check.stdout == "", check
