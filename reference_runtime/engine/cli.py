@@ -60,6 +60,8 @@ Volumes:    volume create|ls|inspect|rm|prune
 Networks:   network create|ls|inspect|rm|prune|connect|disconnect
 System:     system df|prune|info|events|check [--repair], info, events, version
 Compose:    compose up|down|ps|logs|config|exec|run|start|stop|restart|scale|pull (refengine compose --help)
+Swarm:      swarm init|join|leave|join-token|update, node ls|inspect|update|promote|demote|rm|ps,
+            service create|ls|ps|inspect|update|rollback|scale|rm|logs
 """
 
 
@@ -92,6 +94,10 @@ def run(argv: list[str]) -> int:
             from ..compose import cli as compose_cli
 
             return compose_cli.main(rest[1:], root_path)
+        if rest[:1] in (["swarm"], ["node"], ["service"]):  # swarm mode: talks to this node's swarmd
+            from ..swarm import cli as swarm_cli
+
+            return swarm_cli.main(rest, root_path)
         from .flags import parse_command, split_command
 
         try:

@@ -509,7 +509,7 @@ def cmd_ps(root: Root, p: Parsed) -> int:
 
 def cmd_inspect(root: Root, p: Parsed) -> int:
     kind = p.opts.get("type")
-    if kind not in (None, "container", "image", "volume", "network"):
+    if kind not in (None, "container", "image", "volume", "network", "node", "service", "task"):
         raise ContainerError(f'"{kind}" is not a valid value for --type')
     docs = []
     errors = []
@@ -544,6 +544,11 @@ def cmd_inspect(root: Root, p: Parsed) -> int:
                 doc = network_document(root, ref)
             except ContainerError:
                 doc = None
+        for swarm_kind in ("node", "service", "task"):  # swarm objects: asked of this node's swarmd
+            if doc is None and kind in (None, swarm_kind):
+                from ..swarm.cli import swarm_document
+
+                doc = swarm_document(root.path, swarm_kind, ref)
         if doc is None:
             errors.append(f"No such {kind or 'object'}: {ref}")
         else:

@@ -305,8 +305,15 @@ def _info(root: Root) -> dict:
         "DockerRootDir": root.path, "Name": uname.nodename, "Labels": [], "ServerVersion": VERSION,
         "DefaultRuntime": "refengine", "Runtimes": {"refengine": {"path": "refengine"}},
         "LiveRestoreEnabled": False, "Isolation": "", "InitBinary": "refengine (built-in init)",
-        "SecurityOptions": ["name=no-new-privileges"], "Warnings": [],
+        "SecurityOptions": ["name=no-new-privileges"], "Warnings": [], "Swarm": _swarm(root),
     }
+
+
+def _swarm(root: Root) -> dict:
+    """docker info's Swarm section, from this node's swarmd when it runs."""
+    from ..swarm.cli import info_section
+
+    return info_section(root.path)
 
 
 def _ip_forwarding() -> bool:
@@ -349,6 +356,7 @@ def cmd_system_info(root: Root, p: Parsed) -> int:
         f" Storage Driver: {info['Driver']}", f" Logging Driver: {info['LoggingDriver']}",
         f" Cgroup Driver: {info['CgroupDriver']}", f" Cgroup Version: {info['CgroupVersion']}",
         " Plugins:", "  Volume: local", "  Network: bridge host none", "  Log: json-file",
+        f" Swarm: {info['Swarm'].get('LocalNodeState', 'inactive')}",
         f" Runtimes: {info['DefaultRuntime']}", f" Default Runtime: {info['DefaultRuntime']}",
         f" Init Binary: {info['InitBinary']}", f" Kernel Version: {info['KernelVersion']}",
         f" Operating System: {info['OperatingSystem']}", f" OSType: {info['OSType']}",

@@ -25,9 +25,17 @@ def leftovers(root_path: str) -> dict[str, list[str]]:
 
 
 def _ports_of(bridge: str) -> list[str]:
+    """The interfaces enslaved to ``bridge``, by netlink (sysfs may show another namespace)."""
+    from pyroute2 import IPRoute, NetlinkError
+
     try:
-        return os.listdir(f"/sys/class/net/{bridge}/brif")
-    except OSError:
+        with IPRoute() as ip:
+            found = ip.link_lookup(ifname=bridge)
+            if not found:
+                return []
+            return sorted(link.get_attr("IFLA_IFNAME") for link in ip.get_links()
+                          if link.get_attr("IFLA_MASTER") == found[0])
+    except (NetlinkError, OSError):
         return []
 
 

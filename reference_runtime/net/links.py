@@ -88,9 +88,11 @@ def plug(pid: int, bridge: str, host_if: str, ifname: str, address: str, prefixl
             ip.link("add", ifname=host_if, kind="veth", peer={"ifname": ifname, "net_ns_pid": pid})
             index = ip.link_lookup(ifname=host_if)[0]
             ip.link("set", index=index, master=ip.link_lookup(ifname=bridge)[0], state="up")
-        # Hairpin: a container reaching its own published port through a host address gets
-        # its packets back on the port they came from (docker sets it without userland proxy).
-        _sysctl(f"/sys/class/net/{host_if}/brport/hairpin_mode", "1")
+            # Hairpin: a container reaching its own published port through a host address gets
+            # its packets back on the port they came from (docker sets it without userland proxy).
+            # Netlink, not /sys/class/net: sysfs shows the namespace it was mounted in, which
+            # is not this one when refengine runs in a namespace entered with nsenter (a swarm node).
+            ip.brport("set", index=index, mode=1)
         with _iproute(f"/proc/{pid}/ns/net") as ns:
             index = ns.link_lookup(ifname=ifname)[0]
             ns.link("set", index=index, address=mac)
