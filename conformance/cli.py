@@ -257,7 +257,7 @@ def parser() -> argparse.ArgumentParser:
     ben = sub.add_parser("bench", help="benchmark engines and registries side by side")
     ben.add_argument("--rounds", type=int, default=15)
     ben.add_argument("--warmup", type=int, default=2)
-    ben.add_argument("--only", help="comma-separated areas: start,build,registry,network")
+    ben.add_argument("--only", help="comma-separated areas: start,build,registry,network,swarm")
     ben.add_argument("--out", help=f"where bench JSON/SVG go (default {REPORTS_DIR})")
     ben.set_defaults(func=cmd_bench)
     dif = sub.add_parser("diff", help="compare two results files: regressions, improvements, other changes",

@@ -51,6 +51,7 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,7 @@ import pytest
 from . import testimage
 from .checks import mark_for_subject
 from .deviation import Deviation
-from .engine import CommandResult, Engine
+from .engine import CommandResult, Engine, EngineCallFailed
 from .errors import ConformanceError
 from .hostnet import free_subnets
 from .profile import Profile, profile_by_name
@@ -70,6 +71,10 @@ DOCKERD = "/usr/sbin/dockerd"
 #: and that the network suite (10.213/16) does not use.
 UNDERLAY_POOL = ipaddress.ip_network("10.217.0.0/16")
 SWARM_PORT = 2377
+#: ``swarm init --dispatcher-heartbeat`` (default 5s): how often nodes report to
+#: the managers, so how soon a node that left or died is listed Down and its
+#: tasks are placed elsewhere; 1s keeps the checks of suites/swarm short.
+DISPATCHER_HEARTBEAT = "1s"
 NETNS_PREFIX = "cft-sw"
 LINK_PREFIX = "cftsw"
 
@@ -80,8 +85,10 @@ JOIN_TIMEOUT = 60.0
 
 #: The cluster kinds ``--cluster`` accepts: the engine profile the nodes'
 #: CLI comes from, and what such a cluster can do here. docker's ingress
-#: routing mesh needs IPVS, which this kernel lacks.
-CLUSTER_KINDS = {"docker": {"engine": "docker", "capabilities": frozenset({"swarm"})}}
+#: routing mesh and its services' virtual IPs (swarm-vip) need IPVS, which this kernel lacks.
+CLUSTER_KINDS = {"docker": {"engine": "docker", "capabilities": frozenset({"swarm", "swarm-overlay"})},
+                 # refengine swarm (reference_runtime/swarm) on the same layout: conformance/refcluster.py
+                 "refengine": {"engine": "refengine", "capabilities": frozenset({"swarm", "swarm-overlay"})}}
 
 
 class ClusterFailed(Exception):
@@ -155,6 +162,76 @@ def mounts_under(mountinfo: str, root: str) -> list[str]:
 def forward_rule(bridge: str) -> list[str]:
     """The FORWARD rule that lets the underlay bridge carry frames between nodes."""
     return ["FORWARD", "-i", bridge, "-o", bridge, "-j", "ACCEPT"]
+
+
+def shape_problem(listed: list[dict], hostnames: list[str], leader: str) -> str:
+    """How ``node ls`` (its JSON lines) differs from a cluster just started: every
+    node Ready and Active, ``leader`` the Leader and the only manager. "" when it
+    does not.
+
+    >>> ok = [{"Hostname": "a", "ManagerStatus": "Leader", "Status": "Ready", "Availability": "Active"},
+    ...       {"Hostname": "b", "ManagerStatus": "", "Status": "Ready", "Availability": "Active"}]
+    >>> shape_problem(ok, ["a", "b"], "a")
+    ''
+    >>> shape_problem(ok, ["a", "b"], "b")
+    'a is Leader, Ready, Active'
+    """
+    by_name = {info["Hostname"]: info for info in listed}
+    if sorted(by_name) != sorted(hostnames) or len(listed) != len(hostnames):
+        return f"node ls lists {sorted(info['Hostname'] for info in listed)}, not {sorted(hostnames)}"
+    for name in hostnames:
+        info = by_name[name]
+        role = "Leader" if name == leader else ""
+        if (info["ManagerStatus"], info["Status"], info["Availability"]) != (role, "Ready", "Active"):
+            return f"{name} is {info['ManagerStatus'] or 'a worker'}, {info['Status']}, {info['Availability']}"
+    return ""
+
+
+# -- swarm tasks' times (pure) ------------------------------------------------------
+
+
+def parse_time(text: str) -> datetime | None:
+    """An RFC 3339 time of the API, nanoseconds cut to microseconds.
+
+    >>> parse_time("2026-11-28T17:06:09.63517027Z").isoformat()
+    '2026-11-28T17:06:09.635170+00:00'
+    >>> parse_time("0001-01-01T00:00:00Z") is None, parse_time("") is None
+    (True, True)
+    """
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", text or "")
+    if not m or m.group(1).startswith("0001-"):
+        return None
+    fraction = (m.group(2) or "0")[:6].ljust(6, "0")
+    return datetime.fromisoformat(f"{m.group(1)}.{fraction}{'+00:00' if m.group(3) == 'Z' else m.group(3)}")
+
+
+def replacement_violation(replacements: list[tuple[datetime, datetime]], parallelism: int,
+                          delay: timedelta) -> str:
+    """How a rolling update's replacements broke its parallelism and delay ("" when
+    they did not). Each replacement is (when the slot's old task was shut down,
+    when its new task ran).
+
+    The updater has ``parallelism`` workers; each replaces one slot at a time and
+    waits ``delay`` after its new task runs before it stops the next. So by the
+    i-th stop (1-based), at least i - parallelism new tasks ran ``delay`` or more
+    earlier; with no delay this says at most ``parallelism`` slots are down at once.
+
+    >>> from datetime import datetime, timedelta as td
+    >>> at = lambda s: datetime(2026, 1, 1) + td(seconds=s)
+    >>> replacement_violation([(at(0), at(1)), (at(0), at(1)), (at(3), at(4))], 2, td(seconds=2))
+    ''
+    >>> replacement_violation([(at(0), at(1)), (at(0), at(1)), (at(2), at(3))], 2, td(seconds=2))
+    'stop 3 of 3 at +2.000s: 0 new tasks ran 2.0s or more before it, 1 needed (parallelism 2, delay 2.0s)'
+    """
+    stops = sorted(stop for stop, _ in replacements)
+    runs = [ran for _, ran in replacements]
+    for i, stop in enumerate(stops, 1):
+        ready = sum(1 for ran in runs if ran + delay <= stop)
+        if ready < i - parallelism:
+            return (f"stop {i} of {len(stops)} at +{(stop - stops[0]).total_seconds():.3f}s: {ready} new tasks ran "
+                    f"{delay.total_seconds()}s or more before it, {i - parallelism} needed "
+                    f"(parallelism {parallelism}, delay {delay.total_seconds()}s)")
+    return ""
 
 
 # -- the one subprocess helper of this module ---------------------------------------
@@ -258,6 +335,11 @@ class DockerCluster:
         self.timings: dict[str, float] = {}
         #: The offline test images, once :meth:`load_image` loaded them on every node.
         self.images: testimage.ImageSet | None = None
+        #: The archives :meth:`load_image` loaded, loaded again by :meth:`rebuild`.
+        self._archives: list[Path] = []
+        #: A daemon was crashed or a new cluster forced since the cluster was made:
+        #: :meth:`restore` rebuilds it rather than mend it.
+        self.disturbed = False
 
     @property
     def bridge(self) -> str:
@@ -287,7 +369,8 @@ class DockerCluster:
             for node in self.nodes:
                 self._wait_daemon(node)
             self.manager.docker("swarm", "init", "--advertise-addr", self.manager.ip,
-                                "--listen-addr", f"{self.manager.ip}:{SWARM_PORT}", timeout=JOIN_TIMEOUT, check=True)
+                                "--listen-addr", f"{self.manager.ip}:{SWARM_PORT}",
+                                "--dispatcher-heartbeat", DISPATCHER_HEARTBEAT, timeout=JOIN_TIMEOUT, check=True)
             for node in self.nodes[1:]:
                 self.join(node, "worker")
         except BaseException:
@@ -350,12 +433,21 @@ class DockerCluster:
             if node.process.poll() is not None:
                 raise ClusterFailed(f"dockerd of node {node.index} exited {node.process.returncode}:\n"
                                     f"{self._log_tail(node)}")
-            if node.socket.exists() and node.docker("version", timeout=10).ok:
+            if node.socket.exists() and self._answers(node):
                 return
             if time.monotonic() > deadline:
                 raise ClusterFailed(f"dockerd of node {node.index} did not answer within {DAEMON_START_TIMEOUT}s:\n"
                                     f"{self._log_tail(node)}")
             time.sleep(0.2)
+
+    @staticmethod
+    def _answers(node: Node) -> bool:
+        # a daemon restarted on a swarm's state holds API calls while its swarm
+        # component starts (up to 20 s for dockerd): a call that times out is "not yet"
+        try:
+            return node.docker("version", timeout=10).ok
+        except EngineCallFailed:
+            return False
 
     @staticmethod
     def _log_tail(node: Node, lines: int = 15) -> str:
@@ -396,7 +488,40 @@ class DockerCluster:
 
     def restore(self) -> None:
         """Put the cluster back as :meth:`start` made it: every node a Ready, Active
-        member, node 1 the only manager. Checks that change membership call it last."""
+        member, node 1 the only manager and so the leader. Checks that change
+        membership call it last. A cluster that saw a crash or a forced new
+        cluster, or that mending leaves in another shape, is rebuilt instead."""
+        if self.disturbed or not all(self.alive(node) for node in self.nodes):
+            self.rebuild()
+            return
+        try:
+            self._mend()
+            problem = self.shape_problem()
+        except (ClusterFailed, EngineCallFailed, AssertionError) as exc:
+            problem = str(exc)
+        if problem:
+            self.rebuild()
+
+    def shape_problem(self) -> str:
+        """What differs from the shape :meth:`start` made ("" when nothing does)."""
+        return shape_problem(self.nodes_ls(), [node.hostname for node in self.nodes], self.manager.hostname)
+
+    def rebuild(self) -> None:
+        """Tear the cluster down and start it afresh with the same nodes, the images
+        loaded again: a few seconds, and nothing of the earlier swarm survives."""
+        kept = dict(self.timings)
+        for node in self.nodes:  # nothing of this swarm is kept: no need to let daemons leave in order
+            self.crash(node)
+        leftovers = self.stop()
+        if leftovers:
+            raise ClusterFailed(f"cluster {self.rid}: could not remove {', '.join(leftovers)}")
+        self.start()
+        for archive in self._archives:
+            self.load_image(archive)
+        self.disturbed = False
+        self.timings = {**kept, "rebuilds": kept.get("rebuilds", 0) + 1}
+
+    def _mend(self) -> None:
         for node in self.nodes[1:]:
             if node.swarm_state() != "active":
                 for info in self.nodes_ls():  # its entry from before it left
@@ -414,10 +539,71 @@ class DockerCluster:
             if info.get("Availability") != "Active":
                 self.manager.docker("node", "update", "--availability", "active", info["ID"], check=True)
 
+    # -- faults and quorum ---------------------------------------------------------
+    def alive(self, node: Node) -> bool:
+        """Whether the node's daemon runs (it was not crashed, or was revived)."""
+        return node.process is not None and node.process.poll() is None
+
+    def crash(self, node: Node) -> None:
+        """SIGKILL the node's daemon, the process that is its swarm manager and agent,
+        as a machine that loses power would; the containers it started keep running.
+        :meth:`restore` rebuilds a cluster that saw a crash."""
+        self.disturbed = True
+        if not self.alive(node):
+            return
+        node.process.kill()
+        try:
+            node.process.wait(timeout=DAEMON_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise ClusterFailed(f"the daemon of node {node.index} outlived SIGKILL for {DAEMON_STOP_TIMEOUT}s") \
+                from None
+
+    def revive(self, node: Node) -> None:
+        """Start a crashed node's daemon again on its state; wait until it answers."""
+        if self.alive(node):
+            return
+        self._start_daemon(node)
+        self._wait_daemon(node)
+
+    def promote_all(self) -> None:
+        """Make every node a manager; wait until each is a reachable manager (the
+        leader or Reachable in ``node ls``) and knows it is one."""
+        workers = [info["ID"] for info in self.nodes_ls() if not info["ManagerStatus"]]
+        if workers:
+            self.manager.docker("node", "promote", *workers, check=True)
+        self.wait(lambda: all(info["ManagerStatus"] in ("Leader", "Reachable") for info in self.nodes_ls()),
+                  JOIN_TIMEOUT, "every node to be a reachable manager")
+        for node in self.nodes:
+            self.wait(lambda: node.docker("info", "--format", "{{.Swarm.ControlAvailable}}").stdout.strip() == "true",
+                      JOIN_TIMEOUT, f"node {node.index} to take control as a manager")
+
+    def leader(self) -> Node | None:
+        """The node that a live manager's ``node ls`` names Leader; None while no
+        live manager names one (no quorum, or an election under way)."""
+        for node in self.nodes:
+            if not self.alive(node):
+                continue
+            listed = node.docker("node", "ls", "--format", "{{json .}}")
+            if not listed.ok:
+                continue
+            for line in listed.stdout.splitlines():
+                info = json.loads(line) if line.strip() else {}
+                if info.get("ManagerStatus") == "Leader":
+                    return next((n for n in self.nodes if n.hostname == info["Hostname"]), None)
+        return None
+
+    def force_new_cluster(self, node: Node) -> CommandResult:
+        """``swarm init --force-new-cluster`` on ``node``: the way out of a lost quorum,
+        whatever comes of it. :meth:`restore` rebuilds the cluster afterwards."""
+        self.disturbed = True
+        return node.docker("swarm", "init", "--force-new-cluster", "--advertise-addr", node.ip,
+                           "--listen-addr", f"{node.ip}:{SWARM_PORT}", timeout=JOIN_TIMEOUT)
+
     # -- queries --------------------------------------------------------------
-    def nodes_ls(self) -> list[dict]:
-        """``node ls`` on the manager, one dict per line of its JSON format."""
-        out = self.manager.docker("node", "ls", "--format", "{{json .}}", check=True).stdout
+    def nodes_ls(self, via: Node | None = None) -> list[dict]:
+        """``node ls`` on the manager (or on the manager ``via``), one dict per line
+        of its JSON format."""
+        out = (via or self.manager).docker("node", "ls", "--format", "{{json .}}", check=True).stdout
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
     def node_ids(self) -> list[str]:
@@ -447,6 +633,8 @@ class DockerCluster:
 
     def load_image(self, archive: Path) -> None:
         """``docker load`` an image archive into every node (nothing is ever pulled)."""
+        if archive not in self._archives:
+            self._archives.append(archive)
         for node in self.nodes:
             loaded = node.docker("load", "-i", str(archive), timeout=300)
             if not loaded.ok:
@@ -474,8 +662,8 @@ class DockerCluster:
 # -- teardown and sweep ----------------------------------------------------------------
 
 
-def _container_cgroups(data_root: Path) -> list[Path]:
-    """The cgroup directories of the containers a daemon's data root knows."""
+def _container_cgroups(data_root: Path, parent: str = "docker") -> list[Path]:
+    """The cgroup directories of the containers a data root knows (cgroup ``parent/ID``)."""
     try:
         ids = [p.name for p in (data_root / "containers").iterdir()]
     except OSError:
@@ -483,8 +671,8 @@ def _container_cgroups(data_root: Path) -> list[Path]:
     found = []
     for cid in ids:
         if re.fullmatch(r"[0-9a-f]{64}", cid):
-            found += [Path(p) for p in Path("/sys/fs/cgroup").glob(f"*/docker/{cid}")]
-            found += [Path(p) for p in Path("/sys/fs/cgroup").glob(f"docker/{cid}")]
+            found += [Path(p) for p in Path("/sys/fs/cgroup").glob(f"*/{parent}/{cid}")]
+            found += [Path(p) for p in Path("/sys/fs/cgroup").glob(f"{parent}/{cid}")]
     return found
 
 
@@ -498,7 +686,10 @@ def teardown(rid: str, cluster_dir: Path) -> list[str]:
     pids = []
     for ns in namespaces:
         pids += [int(p) for p in _run("ip", "netns", "pids", ns, check=False).stdout.split() if p.isdigit()]
-    cgroups = [cg for node_dir in sorted(cluster_dir.glob("n*")) for cg in _container_cgroups(node_dir / "data")]
+    # dockerd's containers (data root "data") and refengine's (state root "root",
+    # conformance/refcluster.py); both name a container's cgroup by its ID
+    cgroups = [cg for node_dir in sorted(cluster_dir.glob("n*")) for cg in _container_cgroups(node_dir / "data")
+               + _container_cgroups(node_dir / "root", parent="refengine")]
     for cg in cgroups:
         try:
             pids += [int(p) for p in (cg / "cgroup.procs").read_text().split()]
@@ -570,7 +761,8 @@ TIMINGS_KEY = pytest.StashKey[dict]()
 
 @dataclass(frozen=True)
 class ClusterSubject:
-    """A cluster as checks see it: a name and capabilities (no deviations yet)."""
+    """A cluster as checks see it: a name, capabilities, and the known deviations
+    of its engine's profile (``[deviations."swarm/..."]`` in the engine's TOML)."""
 
     name: str
     capabilities: frozenset[str]
@@ -579,7 +771,7 @@ class ClusterSubject:
         return capability in self.capabilities
 
     def deviation(self, check_id: str) -> Deviation | None:
-        return None
+        return profile_by_name(CLUSTER_KINDS[self.name]["engine"]).deviation(check_id)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -627,7 +819,8 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         nodes = f"{timings['nodes']} node{'s' if timings['nodes'] != 1 else ''}"
         terminalreporter.write_line(
             f"cluster {config.getoption('cluster')}: {nodes} up in {timings.get('up', 0):.1f}s "
-            f"(image loaded in {timings.get('image', 0):.1f}s), down in {timings.get('down', 0):.1f}s")
+            f"(image loaded in {timings.get('image', 0):.1f}s), down in {timings.get('down', 0):.1f}s"
+            + (f", rebuilt {timings['rebuilds']} times after crashes" if timings.get("rebuilds") else ""))
 
 
 @pytest.fixture(scope="session")
@@ -636,8 +829,11 @@ def cluster(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactor
     if os.geteuid() != 0:
         pytest.skip("a cluster needs root (namespaces, bridges, dockerd)")
     kind = pytestconfig.getoption("cluster")
-    started = DockerCluster(pytestconfig.getoption("cluster_nodes"),
-                            profile=profile_by_name(CLUSTER_KINDS[kind]["engine"]))
+    if kind == "refengine":
+        from .refcluster import RefengineCluster as kind_class
+    else:
+        kind_class = DockerCluster
+    started = kind_class(pytestconfig.getoption("cluster_nodes"), profile=profile_by_name(CLUSTER_KINDS[kind]["engine"]))
     started.start()
     try:
         began = time.monotonic()

@@ -55,6 +55,8 @@ KNOWN_CAPABILITIES = frozenset(
         "published-ports",  # -p HOST:CONTAINER, -p CONTAINER, -P, port
         "swarm",  # swarm mode services
         "ingress-mesh",  # swarm ingress routing mesh (needs IPVS)
+        "swarm-overlay",  # swarm overlay networks: tasks on several nodes, dnsrr service names
+        "swarm-vip",  # a service's virtual IP balancing between its tasks (--endpoint-mode vip; needs IPVS)
         "pause",  # pause/unpause through the freezer
         "save-oci",  # save writes an OCI layout next to manifest.json
         "cp-follow-link",  # cp -L/--follow-link follows a symbolic link in SRC_PATH

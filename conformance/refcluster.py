@@ -14,9 +14,9 @@ What one node adds to the docker cluster's layout::
     /var/lib/cft-sw/RID/nK/uts        the node's UTS namespace (bind mount, from `unshare --uts=`)
     /var/lib/cft-sw/RID/nK/root/      the node's refengine state root (--root)
 
-Teardown is the docker cluster's (processes in the nodes' network namespaces,
-mounts under the cluster directory, links, rule, directories) plus the
-cgroups of the nodes' containers, which refengine names by container ID.
+Teardown and the sweep of a killed run are the docker cluster's (:func:`conformance.cluster.teardown`:
+processes in the nodes' network namespaces and in the containers' cgroups, which
+refengine names `refengine/ID`, mounts, links, rule, directories).
 """
 
 from __future__ import annotations
@@ -27,26 +27,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from . import cluster as base
-from .engine import CommandResult, Engine
-
-REFENGINE_CGROUP_PARENT = "refengine"
-
-
-def _refengine_cgroups(root: Path) -> list[Path]:
-    try:
-        ids = [p.name for p in (root / "containers").iterdir() if len(p.name) == 64]
-    except OSError:
-        return []
-    found: list[Path] = []
-    for cid in ids:
-        found += [Path(p) for p in Path("/sys/fs/cgroup").glob(f"*/{REFENGINE_CGROUP_PARENT}/{cid}")]
-        found += [Path(p) for p in Path("/sys/fs/cgroup").glob(f"{REFENGINE_CGROUP_PARENT}/{cid}")]
-    return found
-
+from .engine import Engine
 
 class RefengineCluster(base.DockerCluster):
     """N refengine nodes in a swarm on this machine."""
@@ -99,6 +83,8 @@ class RefengineCluster(base.DockerCluster):
         if pid is None:
             return
         os.kill(pid, signal.SIGKILL)
+        if node.process is not None and node.process.pid == pid:  # revived by us: reap it, or it stays a zombie
+            node.process.wait(timeout=base.DAEMON_STOP_TIMEOUT)
         self.wait(lambda: not base._pid_alive(pid), base.DAEMON_STOP_TIMEOUT, f"swarmd of node {node.index} to die")
 
     def revive(self, node: base.Node) -> None:
@@ -110,40 +96,7 @@ class RefengineCluster(base.DockerCluster):
                 "reference_runtime.swarm.swarmd", "--root", str(root)]
         (root / "swarm").mkdir(parents=True, exist_ok=True)
         with open(root / "swarm" / "swarmd.log", "ab") as log:
-            subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            node.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                              start_new_session=True)
         self.wait(lambda: node.docker("info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip() == "active",
                   base.DAEMON_START_TIMEOUT, f"swarmd of node {node.index} to answer")
-
-    def load_image(self, archive: Path) -> None:
-        for node in self.nodes:
-            loaded = node.docker("load", "-i", str(archive), timeout=300)
-            if not loaded.ok:
-                raise base.ClusterFailed(f"node {node.index} could not load {archive}:\n{loaded}")
-
-    def stop(self) -> list[str]:
-        # The containers' processes live in network namespaces of their own,
-        # which the docker cluster's teardown does not visit: kill them first,
-        # by their cgroups, before the mounts under them go.
-        cgroups = [cg for node in self.nodes for cg in _refengine_cgroups(self._node_root(node))]
-        for cg in cgroups:
-            try:
-                for pid in (cg / "cgroup.procs").read_text().split():
-                    os.kill(int(pid), signal.SIGKILL)
-            except (OSError, ValueError):
-                pass
-        leftovers = super().stop()
-        deadline = time.monotonic() + 5
-        for cg in sorted(cgroups, key=lambda p: -len(p.parts)):
-            while cg.exists():
-                try:
-                    cg.rmdir()
-                except OSError:
-                    if time.monotonic() > deadline:
-                        leftovers.append(f"cgroup {cg}")
-                        break
-                    time.sleep(0.05)
-        return leftovers
-
-
-__all__ = ["RefengineCluster", "CommandResult"]

@@ -18,12 +18,15 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data``: temp file, fsync, rename, fsync of the directory."""
+def write_atomic(path: Path, data: bytes, mode: int = 0o666) -> None:
+    """Replace ``path`` with ``data``: temp file, fsync, rename, fsync of the directory.
+    ``mode`` (before the umask) is the temporary file's from its creation, so a
+    secret (``0o600``) is never readable by others, not even for a moment."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".tmp-{os.urandom(8).hex()}"
     try:
-        with open(tmp, "xb") as f:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        with open(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

@@ -24,6 +24,7 @@ CASE_MODULES = {
     "build": "conformance.bench.build",
     "registry": "conformance.bench.registry",
     "network": "conformance.bench.network",
+    "swarm": "conformance.bench.swarm",
 }
 
 

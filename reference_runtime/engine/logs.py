@@ -56,11 +56,22 @@ class LineSplitter:
 
 
 def parse(line: bytes) -> dict | None:
+    """The record of one log line; None for a line that is no record (torn, or
+    damaged: readers sort, filter and print the fields, so each must be a string).
+
+    >>> parse(b'{"log":"hi","stream":"stdout","time":"2026-01-01T00:00:00Z"}')["log"]
+    'hi'
+    >>> parse(b'{"log":5,"time":5}'), parse(b'{"log":"x"}'), parse(b'{"log":"x"'), parse(bytes([255]))
+    (None, None, None, None)
+    """
     try:
         record = jsonio.loads(line)
-    except ValueError:
+    except ValueError:  # UnicodeDecodeError included
         return None  # a torn last line of a log being written
-    return record if isinstance(record, dict) and "log" in record else None
+    if not isinstance(record, dict) or not isinstance(record.get("stream", ""), str) or \
+            not all(isinstance(record.get(k), str) for k in ("log", "time")):
+        return None
+    return record
 
 
 def select(records: list[dict], *, since: float | None = None, until: float | None = None,

@@ -63,6 +63,13 @@ def _options(items: list[str]) -> dict:
 
 def cmd_network_create(root: Root, p: Parsed) -> int:
     driver = p.opts.get("driver") or "bridge"
+    if driver == "overlay":  # a swarm network: the managers' store keeps it
+        from ..swarm import netcli
+
+        return netcli.cli_create(root.path, p.args[0], {
+            "attachable": bool(p.opts.get("attachable")), "internal": bool(p.opts.get("internal")),
+            "labels": dict(item.partition("=")[::2] for item in p.opts.get("label") or []),
+            "options": _options(p.opts.get("opt") or [])})
     if driver != "bridge":
         raise ContainerError(f'plugin "{driver}" not found')
     subnets, gateways = p.opts.get("subnet") or [], p.opts.get("gateway") or []
@@ -117,6 +124,14 @@ def cmd_network_rm(root: Root, p: Parsed) -> int:
     store = NetworkStore(root.path)
     failed = False
     for ref in p.args:
+        swarm_error = _swarm_rm(root, ref)
+        if swarm_error is not None:  # a swarm network: the managers remove it
+            if swarm_error:
+                sys.stderr.write(swarm_error + "\n")
+                failed = True
+            else:
+                sys.stdout.write(ref + "\n")
+            continue
         try:
             with store.lock():
                 net = _find(store, ref)
@@ -134,6 +149,34 @@ def cmd_network_rm(root: Root, p: Parsed) -> int:
             sys.stderr.write(f"refengine: {exc}\n")
             failed = True
     return 1 if failed else 0
+
+
+def _swarm_rm(root: Root, ref: str) -> str | None:
+    """``network rm`` of a swarm network (None when ``ref`` is none)."""
+    if store_has(root, ref):
+        return None
+    from ..swarm import netcli
+
+    return netcli.cli_rm(root.path, ref)
+
+
+def store_has(root: Root, ref: str) -> bool:
+    """Whether ``ref`` names a local network (they come first, as docker's local ones), other
+    than the bridge that carries a swarm network on this node."""
+    try:
+        net = _find(NetworkStore(root.path), ref)
+    except ContainerError:
+        return False
+    return netstore.OVERLAY_LABEL not in (net.get("Labels") or {})
+
+
+def _swarm_docs(root: Root) -> list[dict]:
+    """The swarm's networks when this node is a manager ([] otherwise)."""
+    if not os.path.exists(os.path.join(root.path, "swarm", "swarmd.sock")):
+        return []
+    from ..swarm import netcli
+
+    return netcli.swarm_documents(root.path)
 
 
 def prune_networks(root: Root) -> list[str]:
@@ -174,6 +217,18 @@ def _all_docs(store: NetworkStore) -> list[dict]:
     return [*(_document(store, n) for n in nets), *(_pseudo_doc(n) for n in PSEUDO)]
 
 
+def _all_docs_with_swarm(root: Root, store: NetworkStore) -> list[dict]:
+    """The local networks and, on a manager, the swarm's, each swarm network in place
+    of the bridge that carries it on this node."""
+    swarm = _swarm_docs(root)
+    shown = {d["Id"] for d in swarm}
+    local = [d for d in _all_docs(store) if d["Labels"].get(netstore.OVERLAY_LABEL) not in shown]
+    # on a worker, as docker lists an overlay a task of the node is on
+    local = [{**d, "Id": d["Labels"][netstore.OVERLAY_LABEL], "Driver": "overlay", "Scope": "swarm"}
+             if netstore.OVERLAY_LABEL in d["Labels"] else d for d in local]
+    return [*local, *swarm]
+
+
 def _matches(doc: dict, filters: list[str]) -> bool:
     for item in filters:
         key, _, value = item.partition("=")
@@ -201,7 +256,7 @@ def _matches(doc: dict, filters: list[str]) -> bool:
 def cmd_network_ls(root: Root, p: Parsed) -> int:
     root.ensure()
     store = NetworkStore(root.path)
-    docs = sorted((d for d in _all_docs(store) if _matches(d, p.opts.get("filter") or [])), key=lambda d: d["Name"])
+    docs = sorted((d for d in _all_docs_with_swarm(root, store) if _matches(d, p.opts.get("filter") or [])), key=lambda d: d["Name"])
     no_trunc = p.opts.get("no_trunc")
     if p.opts.get("quiet"):
         sys.stdout.write("".join((d["Id"] if no_trunc else d["Id"][:12]) + "\n" for d in docs))
@@ -221,7 +276,19 @@ def cmd_network_ls(root: Root, p: Parsed) -> int:
 def network_document(root: Root, ref: str) -> dict:
     """``network inspect REF``'s document (``inspect --type network`` too); ContainerError if none."""
     store = NetworkStore(root.path)
+    if not store_has(root, ref):
+        swarm = _swarm_doc(root, ref)
+        if swarm is not None:
+            return swarm
     return _document(store, _find(store, ref))
+
+
+def _swarm_doc(root: Root, ref: str) -> dict | None:
+    if not os.path.exists(os.path.join(root.path, "swarm", "swarmd.sock")):
+        return None
+    from ..swarm import netcli
+
+    return netcli.find_document(root.path, ref)
 
 
 def cmd_network_inspect(root: Root, p: Parsed) -> int:
@@ -231,7 +298,7 @@ def cmd_network_inspect(root: Root, p: Parsed) -> int:
     docs, failed = [], False
     for ref in p.args:
         try:
-            docs.append(_document(store, _find(store, ref)))
+            docs.append(network_document(root, ref))
         except ContainerError as exc:
             sys.stderr.write(f"Error: No such network: {ref}\n" if "not found" in str(exc) else f"refengine: {exc}\n")
             failed = True

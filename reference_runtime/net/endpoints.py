@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import os
 import socket
 
@@ -302,12 +303,41 @@ def _write(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+#: Names a swarm agent adds to a network that backs an overlay: the tasks of its services on
+#: every node (reference_runtime/swarm/overlaynode.py), ``{"names": {NAME: [IP, ...]}}``.
+SWARM_NAMES = "swarm-names.json"
+
+
+def merge_names(records: dict, extra_text: str) -> dict:
+    """``records`` with the names of an agent's names file added (an unreadable one adds none). Pure.
+
+    >>> merge_names({"names": {"a": ["10.0.1.2"]}}, '{"names": {"web": ["10.0.1.3", "10.0.1.2"], "a": ["10.0.1.2"]}}')
+    {'names': {'a': ['10.0.1.2'], 'web': ['10.0.1.3', '10.0.1.2']}}
+    """
+    try:
+        extra = json.loads(extra_text)["names"] if extra_text else {}
+    except (ValueError, KeyError, TypeError):
+        return records
+    names = {k: list(v) for k, v in records["names"].items()}
+    for name, ips in extra.items() if isinstance(extra, dict) else ():
+        if not isinstance(ips, list):
+            continue
+        held = names.setdefault(str(name).lower(), [])
+        held += [ip for ip in ips if isinstance(ip, str) and ip not in held]
+    return {**records, "names": names}
+
+
+def refresh_dns(store: NetworkStore, net: dict) -> None:
+    """One network's DNS records again (its names file changed). Under the lock."""
+    _refresh_dns(store, net, store.endpoints(net["Id"]))
+
+
 def _refresh_dns(store: NetworkStore, net: dict, eps: dict) -> None:
     from . import dns
 
     d = store.dir(net["Id"])
     records = os.path.join(d, "dns.json")
-    wanted = dns_records(net, eps)
+    wanted = merge_names(dns_records(net, eps), read_or_empty(os.path.join(d, SWARM_NAMES)))
     if read_or_empty(records) != jsonio.dumps(wanted):  # every start refreshes every network: most are unchanged
         jsonio.write_atomic(records, wanted)
     pidfile = os.path.join(d, "dns.pid")

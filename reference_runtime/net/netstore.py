@@ -34,6 +34,9 @@ HOST_LOCK = "/run/refengine-ipam.lock"
 REGISTRY = "/run/refengine-roots"
 #: Names docker reserves for its predefined networks.
 PREDEFINED = ("bridge", "host", "none")
+#: The label of a bridge network that carries a swarm overlay network on this node
+#: (reference_runtime/swarm/overlaynode.py): the overlay's ID.
+OVERLAY_LABEL = "com.docker.swarm.network.id"
 
 
 def root_tag(root_path: str) -> str:

@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass
 
 from ..engine.state import Root, rfc3339
-from . import taskspec
+from . import overlaynode, taskspec
 from .state import RANK
 
 log = logging.getLogger("swarmd.agent")
@@ -66,6 +66,9 @@ class Agent:
         self.busy: dict[str, asyncio.Task] = {}
         #: status changes found by operations, waiting for the next report
         self.pending: dict[str, dict] = {}
+        #: the data path of the overlay networks (its view comes with each heartbeat reply)
+        self.overlay = overlaynode.OverlayNode(root_path, self.argv)
+        self._overlay_sync: asyncio.Task | None = None
 
     # -- engine calls ----------------------------------------------------------
     async def call(self, *args: str, timeout: float = CALL_TIMEOUT) -> tuple[int, str, str]:
@@ -104,6 +107,8 @@ class Agent:
         assigned; returns the status updates found since the last call,
         ``[{"task_id", "status"}]``. Operations run in the background, one at a
         time per task."""
+        if self.overlay.view and (self._overlay_sync is None or self._overlay_sync.done()):
+            self._overlay_sync = asyncio.get_running_loop().create_task(self.overlay.sync())
         containers = self.containers()
         assigned = {entry["task"]["ID"]: entry for entry in assignment}
         for task_id, entry in assigned.items():
@@ -179,7 +184,16 @@ class Agent:
         task_id = task["ID"]
         self._update(task_id, "accepted", "accepted")
         self._update(task_id, "preparing", "preparing")
-        status, _, err = await self.call("create", *taskspec.create_argv(task, service_name))
+        if task.get("NetworksAttachments"):
+            await self.overlay.prepare(task)
+        try:
+            argv = taskspec.create_argv(task, service_name)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            # a spec no container can be made of (no image, a value of the wrong type): the
+            # task fails here, as docker rejects it, instead of staying "preparing" for ever
+            self._update(task_id, "rejected", "preparing", err=f"invalid container spec: {exc!r}")
+            return
+        status, _, err = await self.call("create", *argv)
         if status != 0:
             self._update(task_id, "rejected", "preparing", err=_one_line(err) or f"create exited {status}")
             return
@@ -195,6 +209,8 @@ class Agent:
             self._update(task_id, "failed", "starting", err=_one_line(err) or f"start exited {status}",
                          exit_code=container.exit_code if container else None, container=container)
             return
+        if task.get("NetworksAttachments"):  # its network's VXLAN port and names, without waiting a heartbeat
+            await self.overlay.sync(force=True)
         if container is not None:
             self._observe(task, container)
 
@@ -219,6 +235,8 @@ class Agent:
         await asyncio.gather(*(self._remove(c) for c in self.containers().values()))
 
     async def close(self) -> None:
+        if self._overlay_sync is not None:
+            self._overlay_sync.cancel()
         for job in list(self.busy.values()):
             job.cancel()
         await asyncio.gather(*self.busy.values(), return_exceptions=True)

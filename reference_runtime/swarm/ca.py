@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ..atomicfile import fsync_dir, write_atomic
+from ..atomicfile import write_atomic
 from .errors import CertificateError, Code, RpcError, SwarmError
 from .token import ca_digest, parse_token
 from .wire import MANAGER_OU, ROLE_OUS, Handler, Peer, RpcClient
@@ -89,20 +89,8 @@ def _load_p256_key(pem: bytes, what: str) -> ec.EllipticCurvePrivateKey:
 
 
 def _write_secret(path: Path, data: bytes) -> None:
-    """write_atomic for a key: the temporary file is 0600 from its creation, so the
-    key is never readable by others, not even for a moment."""
-    tmp = path.parent / f".tmp-{os.urandom(8).hex()}"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        with open(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    """A key: 0600 from the temporary file's creation on."""
+    write_atomic(path, data, mode=0o600)
 
 
 def _private_dir(directory: Path) -> Path:

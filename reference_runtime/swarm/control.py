@@ -11,13 +11,15 @@ name, then a unique ID prefix). Errors carry docker's daemon texts.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 import platform
 import socket
+from . import netcontrol
 from .errors import RpcError
 from .ids import new_id
 from .nodefiles import NodeConfig, split_addr
-from .state import RANK, public, rfc3339_now, service_status
+from .state import public, rfc3339_now, service_status
 
 DEFAULT_LISTEN = "0.0.0.0:2377"
 
@@ -58,6 +60,46 @@ def _default_advertise() -> str:
     except OSError:
         raise _error("InvalidArgument", "could not choose an IP address to advertise since this system does not "
                                         "have a default route; please specify one with --advertise-addr") from None
+
+
+def _check_listen(params: dict) -> None:
+    """Refuse a listen address this node cannot bind, as docker does, before anything
+    is made or registered: otherwise the node is left half-joined (its certificate and
+    node.json saved, its server down) and every later join says it is in a swarm."""
+    listen = _with_port(params.get("listen_addr") or DEFAULT_LISTEN, "2377")
+    host, port = split_addr(listen)
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's server binds
+            probe.bind(address)
+    except OSError as e:
+        raise _error("InvalidArgument", f"failed to listen on remote API address: listen tcp {listen}: bind: "
+                                        f"{(e.strerror or str(e)).lower()}") from None
+
+
+def _check_advertise(params: dict) -> None:
+    """Refuse an ``--advertise-addr`` that is no IP address (other nodes dial it), before
+    anything is made or registered. docker also takes an interface name; refengine does not.
+
+    >>> _check_advertise({"advertise_addr": "10.0.0.2:2377"}), _check_advertise({})
+    (None, None)
+    """
+    given = params.get("advertise_addr")
+    if not given:
+        return
+    if given.startswith("["):  # [v6]:port
+        host = given[1:given.find("]")]
+    else:
+        host = given.rpartition(":")[0] if given.count(":") == 1 else given
+    try:
+        unspecified = ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        unspecified = True
+    if unspecified:
+        raise _error("InvalidArgument", f"advertise address must be a non-zero IP address, not {given!r} "
+                                        "(refengine takes no interface name)")
 
 
 def _addresses(params: dict, remote_host: str | None) -> tuple[str, str]:
@@ -101,6 +143,8 @@ async def bootstrap(daemon: "swarmd.Swarmd", params: dict) -> NodeConfig:
     from .raft.core import RaftCore
     from .raft.storage import FileStorage
 
+    _check_listen(params)
+    _check_advertise(params)
     advertise, listen = _addresses(params, None)
     node_id, cluster_id = new_id(), new_id()
     root = ca.RootCA.create()
@@ -128,6 +172,8 @@ async def join(daemon: "swarmd.Swarmd", params: dict) -> NodeConfig:
     parse_token(token)  # a malformed token: docker's "invalid join token"
     remote = params.get("remote") or ""
     host, port = split_addr(remote)
+    _check_listen(params)
+    _check_advertise(params)
     ca_pem = await ca.fetch_root_ca(host, port, token)
     key_pem, csr_pem = ca.make_key_and_csr()
     reply = None
@@ -214,7 +260,10 @@ class Control:
         if node is None:
             raise _error("NotFound", f"node {node_id} not found")
         role = node["Spec"].get("Role", "worker")
-        cert = ca.RootCA.load(self.d.files.certs).issue(csr.encode(), node_id, role, self.d.config.cluster_id)
+        try:
+            cert = ca.RootCA.load(self.d.files.certs).issue(csr.encode(), node_id, role, self.d.config.cluster_id)
+        except (ca.CertificateError, UnicodeEncodeError) as exc:  # the node's CSR, not this CA, is at fault
+            raise _error("InvalidArgument", str(exc)) from None
         return {"cert": cert.decode(), "role": role}
 
     def leave_refusal(self) -> str:
@@ -255,6 +304,8 @@ class Control:
     def _resolve(self, kind: str, ref: str, name_of) -> dict:
         objects = getattr(self.store, kind)
         singular = kind[:-1]
+        if not isinstance(ref, str):
+            raise _error("InvalidArgument", f"{singular} ID or name must be a string, not {ref!r}")
         if not ref:
             raise _error("InvalidArgument", f"{singular} ID or name must not be empty")
         if ref in objects:
@@ -316,7 +367,7 @@ class Control:
 
     # -- nodes -------------------------------------------------------------------------
     async def m_node_ls(self, params: dict) -> list:
-        filters = params.get("filters") or {}
+        filters = _filters(params)
         views = [self.node_view(n) for n in self.store.nodes.values()]
         return [v for v in views if _node_matches(v, filters)]
 
@@ -363,13 +414,13 @@ class Control:
         if not spec.get("Name"):
             from ..engine.spec import random_name
 
-            spec = dict(spec, Name=random_name(new_id()))
+            spec = dict(spec, Name=random_name(os.urandom(4).hex()))  # it reads hex digits
         service_id = new_id()
         await self.propose({"op": "service.create", "id": service_id, "at": rfc3339_now(), "spec": spec})
         return {"ID": service_id, "Warnings": None}
 
     async def m_service_ls(self, params: dict) -> list:
-        filters = params.get("filters") or {}
+        filters = _filters(params)
         views = [self.service_view(s, status=True) for s in self.store.services.values()]
         return [v for v in views if _service_matches(v, filters)]
 
@@ -398,7 +449,7 @@ class Control:
 
     # -- tasks -----------------------------------------------------------------------------
     async def m_task_ls(self, params: dict) -> list:
-        filters = params.get("filters") or {}
+        filters = _filters(params)
         services = None
         if filters.get("service"):
             services = set()
@@ -423,6 +474,32 @@ class Control:
 
     async def m_task_inspect(self, params: dict) -> dict:
         return public(self.task(params.get("ref", "")))
+
+    # -- overlay networks (netcontrol.py) -----------------------------------------------------
+    async def m_network_create(self, params: dict) -> dict:
+        return await netcontrol.create(self, params)
+
+    async def m_network_ls(self, params: dict) -> list:
+        return await netcontrol.ls(self, params)
+
+    async def m_network_inspect(self, params: dict) -> dict:
+        return await netcontrol.inspect(self, params)
+
+    async def m_network_rm(self, params: dict) -> dict:
+        return await netcontrol.rm(self, params)
+
+
+def _filters(params: dict) -> dict[str, list[str]]:
+    """The ``filters`` of a list call: docker's ``{name: [value, ...]}``.
+
+    >>> _filters({"filters": {"name": ["web"]}}), _filters({})
+    ({'name': ['web']}, {})
+    """
+    filters = params.get("filters") or {}
+    if not isinstance(filters, dict) or not all(
+            isinstance(values, list) and all(isinstance(v, str) for v in values) for values in filters.values()):
+        raise _error("InvalidArgument", f"filters must map names to lists of strings, not {filters!r}")
+    return filters
 
 
 def _labels_match(labels: dict, wanted: list[str]) -> bool:
@@ -462,5 +539,3 @@ def _service_matches(view: dict, filters: dict) -> bool:
             return False
     return True
 
-
-__all__ = ["Control", "bootstrap", "join", "RANK"]

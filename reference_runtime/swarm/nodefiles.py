@@ -15,7 +15,6 @@ daemon's socket, pid file and log.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -82,8 +81,7 @@ class NodeFiles:
     def write_cert(self, name: str, pem: bytes | str, *, secret: bool = False) -> None:
         self.certs.mkdir(mode=0o700, parents=True, exist_ok=True)
         data = pem.encode() if isinstance(pem, str) else pem
-        write_atomic(self.certs / name, data)
-        os.chmod(self.certs / name, 0o600 if secret else 0o644)
+        write_atomic(self.certs / name, data, mode=0o600 if secret else 0o644)
 
     def read_cert(self, name: str) -> bytes:
         return (self.certs / name).read_bytes()

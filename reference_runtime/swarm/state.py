@@ -88,11 +88,13 @@ from __future__ import annotations
 
 import copy
 import datetime
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..engine.state import rfc3339 as _rfc3339_ns
 from .errors import SwarmError
+from .networks import NetworkError, attachments, in_use
 
 #: docker's task states, in order (swarmkit api/types.proto TaskState).
 TASK_STATES = ("new", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running", "complete",
@@ -300,7 +302,7 @@ def _dispatch(tx: _Tx, command: dict) -> Any:
         raise StoreError("InvalidArgument", f"unknown store command {op!r}")
     try:
         return handler(tx, command)
-    except (KeyError, TypeError, ValueError) as exc:  # a malformed command from a buggy proposer
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a malformed command from a buggy proposer
         raise StoreError("InvalidArgument", f"malformed {op} command: {exc!r}") from None
 
 
@@ -344,7 +346,14 @@ def _cluster_update(tx: _Tx, c: dict) -> str:
     cluster = tx.get_cluster()
     _check_version(cluster, c)
     if c.get("spec") is not None:
-        cluster["Spec"] = copy.deepcopy(c["spec"])
+        spec = _typed(c["spec"], dict, "swarm spec") or {}
+        for key in ("Orchestration", "Raft", "Dispatcher", "CAConfig", "TaskDefaults", "EncryptionConfig"):
+            _typed(spec.get(key), dict, f"swarm spec {key}")
+        orchestration = spec.get("Orchestration", {})  # read as the reaper reads it
+        limit = orchestration.get("TaskHistoryRetentionLimit", 0) if isinstance(orchestration, dict) else None
+        if not isinstance(limit, int) or isinstance(limit, bool):
+            raise StoreError("InvalidArgument", f"invalid Orchestration: {orchestration!r}")
+        cluster["Spec"] = copy.deepcopy(spec)
     for role, token in (c.get("tokens") or {}).items():
         if role not in ("Worker", "Manager"):
             raise StoreError("InvalidArgument", f"unknown join token role {role!r}")
@@ -386,6 +395,9 @@ def _node_update(tx: _Tx, c: dict) -> str:
     node = _node(tx, c["id"])
     _check_version(node, c)
     spec = copy.deepcopy(c["spec"])
+    _typed(spec, dict, "node spec")
+    _typed(spec.get("Labels"), dict, "node labels")
+    _typed(spec.get("Name"), str, "node name")
     if spec.get("Role") not in ("worker", "manager"):
         raise StoreError("InvalidArgument", f"invalid role {spec.get('Role')!r}")
     if spec.get("Availability") not in ("active", "pause", "drain"):
@@ -461,18 +473,86 @@ def _service(tx: _Tx, service_id: str) -> dict:
 
 def _mode(spec: dict) -> str:
     mode = spec.get("Mode") or {}
+    if not isinstance(mode, dict):
+        raise StoreError("InvalidArgument", "Unrecognized service mode")
     if "Global" in mode:
+        _typed(mode["Global"], dict, "Mode.Global")
         return "Global"
     if "Replicated" in mode:
-        if int(mode["Replicated"].get("Replicas", 1)) < 0:
+        replicas = (_typed(mode["Replicated"], dict, "Mode.Replicated") or {}).get("Replicas", 1)
+        if not isinstance(replicas, int) or isinstance(replicas, bool):
+            raise StoreError("InvalidArgument", f"invalid Replicas: {replicas!r}")
+        if replicas < 0:
             raise StoreError("InvalidArgument", "Number of replicas must be non-negative")
+        if replicas > MAX_REPLICAS:
+            raise StoreError("InvalidArgument", f"Number of replicas must be at most {MAX_REPLICAS}")
         return "Replicated"
     raise StoreError("InvalidArgument", "Unrecognized service mode")
 
 
+#: The most replicas a service may have. docker sets no limit; here every task is a
+#: Raft entry replayed at each restart and a container on some node, and the leader
+#: would propose a whole scale-up in one round, so ``--replicas 100000`` would stall
+#: the swarm and fill the disk: it is refused instead.
+MAX_REPLICAS = 10_000
+
+
+def _typed(value: Any, kind: type | tuple, where: str) -> Any:
+    """``value`` if it is None, "" or of ``kind`` (never a bool for a number); StoreError otherwise."""
+    if value is None or value == "" or (isinstance(value, kind) and not isinstance(value, bool)):
+        return None if value == "" else value
+    raise StoreError("InvalidArgument", f"invalid {where}: {value!r}")
+
+
+def _check_shape(spec: Any) -> None:
+    """The parts of a service spec that the orchestrator, updater and scheduler
+    compute with have the types they expect: a malformed spec that got into the
+    log would break the reconcile of every service, at every replay of the log."""
+    if not isinstance(spec, dict):
+        raise StoreError("InvalidArgument", "a service spec must be an object")
+    _typed(spec.get("Name"), str, "service name")
+    _typed(spec.get("Labels"), dict, "Labels")
+    template = _typed(spec.get("TaskTemplate"), dict, "TaskTemplate") or {}
+    for key in ("ContainerSpec", "Placement", "RestartPolicy", "Resources", "LogDriver"):
+        _typed(template.get(key), dict, f"TaskTemplate.{key}")
+    for expr in _typed((template.get("Placement") or {}).get("Constraints"), list, "constraints") or []:
+        _typed(expr, str, "constraint")
+    for item in _typed(template.get("Networks"), list, "TaskTemplate.Networks") or []:
+        _typed(item, dict, "network attachment")
+    policy = template.get("RestartPolicy") or {}
+    if policy.get("Condition") not in (None, "", "none", "on-failure", "any"):
+        raise StoreError("InvalidArgument", f"invalid restart condition {policy['Condition']!r}")
+    for key in ("Delay", "MaxAttempts", "Window"):
+        if (_typed(policy.get(key), int, f"RestartPolicy.{key}") or 0) < 0:
+            raise StoreError("InvalidArgument", f"RestartPolicy.{key} cannot be negative")
+    for config in ("UpdateConfig", "RollbackConfig"):
+        given = _typed(spec.get(config), dict, config) or {}
+        for key in ("Parallelism", "Delay", "Monitor"):
+            if (_typed(given.get(key), int, f"{config}.{key}") or 0) < 0:
+                raise StoreError("InvalidArgument", f"{config}.{key} cannot be negative")
+        _typed(given.get("MaxFailureRatio"), (int, float), f"{config}.MaxFailureRatio")
+        # dockerd's words (daemon/cluster/convert/service.go)
+        if given.get("FailureAction") not in (None, "", "pause", "continue", "rollback"):
+            raise StoreError("InvalidArgument", f"unrecognized update failure action {given['FailureAction']}")
+        if given.get("Order") not in (None, "", "stop-first", "start-first"):
+            raise StoreError("InvalidArgument", f"unrecognized update order {given['Order']}")
+    endpoint = _typed(spec.get("EndpointSpec"), dict, "EndpointSpec") or {}
+    for port in _typed(endpoint.get("Ports"), list, "EndpointSpec.Ports") or []:
+        _typed(port, dict, "published port")
+
+
+#: swarmkit's isValidDNSName: a service's name is a DNS name and part of its containers' names.
+_DNS_NAME = re.compile(r"[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*")
+
+
 def _check_spec(spec: dict) -> None:
+    _check_shape(spec)
     if not spec.get("Name"):
         raise StoreError("InvalidArgument", "meta: name must be provided")
+    if not _DNS_NAME.fullmatch(spec["Name"]):
+        raise StoreError("InvalidArgument", "name must be valid as a DNS name component")
+    if len(spec["Name"]) > 63:
+        raise StoreError("InvalidArgument", "name must be 63 characters or fewer")
     _mode(spec)
     placement = (spec.get("TaskTemplate") or {}).get("Placement") or {}
     for expr in placement.get("Constraints") or []:
@@ -592,6 +672,12 @@ def _task_create(tx: _Tx, c: dict) -> str:
         task["Slot"] = slot
     if node_id:
         task["NodeID"] = node_id
+    try:  # the addresses on the task's overlay networks, chosen here so every manager picks the same
+        attached = attachments(task["Spec"].get("Networks"), tx.view("networks"), tx.view("tasks"))
+    except NetworkError as exc:
+        raise StoreError(exc.code, exc.desc) from None
+    if attached:
+        task["NetworksAttachments"] = attached
     task["Status"] = {"Timestamp": c["at"], "State": "new", "Message": "created"}
     task["DesiredState"] = desired
     task["_spec_version"] = service["_spec_version"]
@@ -675,8 +761,12 @@ def _network_create(tx: _Tx, c: dict) -> str:
 
 
 def _network_remove(tx: _Tx, c: dict) -> str:
-    if tx.get("networks", c["id"]) is None:
+    network = tx.get("networks", c["id"])
+    if network is None:
         raise not_found("network", c["id"])
+    why = in_use(network, tx.view("services"), tx.view("tasks"))
+    if why:
+        raise StoreError("FailedPrecondition", why)
     tx.delete("networks", c["id"])
     return c["id"]
 

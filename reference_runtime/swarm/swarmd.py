@@ -39,6 +39,7 @@ import subprocess
 import sys
 import time
 
+from . import networks
 from .errors import RpcError, SwarmError
 from .nodefiles import NodeConfig, NodeFiles, split_addr
 
@@ -85,13 +86,21 @@ class Swarmd:
         self.agent = None
         self.clients: dict[str, object] = {}
         self.last_seen: dict[str, float] = {}
+        #: Raft peers whose last message could not be sent (peer id -> when)
+        self.peer_failed: dict[str, float] = {}
         self.leader_since: float | None = None
         self.jobs: set[asyncio.Task] = set()
         self.wake = asyncio.Event()
         self.kick = asyncio.Event()
         self.stopping = asyncio.Event()
+        #: held by init, join and leave: they change what this node is, and two joins at
+        #: once both passed the "already part of a swarm" check and registered two nodes
+        self.membership = asyncio.Lock()
         self.last_request = time.monotonic()
-        self.assignment: list[dict] = []
+        #: the node's tasks as the last heartbeat reply gave them; None until the first
+        #: reply: converging to "no tasks" then would remove every task container that
+        #: outlived a restarted swarmd
+        self.assignment: list[dict] | None = None
         self.unsent: dict[str, dict] = {}
         self.control = None
 
@@ -209,7 +218,10 @@ class Swarmd:
             try:
                 await self.client(addr).notify("raft.message", message)
             except Exception as exc:  # an unreachable peer: Raft retries by itself
+                self.peer_failed[peer_id] = time.monotonic()
                 log.debug("raft message to %s (%s): %s", peer_id, addr, exc)
+            else:
+                self.peer_failed.pop(peer_id, None)
         self.spawn(send())
 
     def raft_apply(self, index: int, command: dict):
@@ -310,13 +322,14 @@ class Swarmd:
                 return
 
     def reachable(self, node_id: str) -> bool:
-        seen = self.last_seen.get(node_id)
-        return seen is not None and time.monotonic() - seen <= NODE_DOWN_AFTER
+        """A manager is reachable while the leader's Raft messages get through to it
+        (docker's Reachability comes from its Raft transport too)."""
+        return node_id not in self.peer_failed
 
     # -- the agent ------------------------------------------------------------------
     async def agent_loop(self) -> None:
         while True:
-            updates = self.agent.converge(self.assignment)
+            updates = self.agent.converge(self.assignment) if self.assignment is not None else []
             for update in updates:
                 self.unsent[update["task_id"]] = update["status"]
             try:
@@ -327,6 +340,7 @@ class Swarmd:
                 self.unsent.clear()
                 self.heartbeats += 1
                 self.assignment = reply["tasks"]
+                self.agent.overlay.view = reply.get("overlay") or {}
                 if reply.get("managers"):
                     self.config.remotes = reply["managers"]
                 await self.follow_role(reply.get("role", self.config.role))
@@ -406,6 +420,7 @@ class Swarmd:
 
         if node_id not in self.store.nodes:
             raise RpcError("NotFound", f"node {node_id} not found")
+        _check_heartbeat(params)
         self.last_seen[node_id] = time.monotonic()
         node = self.store.nodes[node_id]
         commands = []
@@ -432,15 +447,23 @@ class Swarmd:
             tasks.append({"task": task, "service_name": name})
         managers = [self.raft.members[m] for m in self.raft.members]
         return {"tasks": tasks, "role": self.store.nodes[node_id]["Spec"].get("Role", "worker"),
-                "managers": managers}
+                "managers": managers, "overlay": networks.node_overlay(
+                    self.store.nodes, self.store.services, self.store.tasks, self.store.networks, node_id)}
 
     # -- handlers -------------------------------------------------------------------
     def local_handlers(self) -> dict:
-        handlers = {"info": self.h_info, "swarm.init": self.h_init, "swarm.join": self.h_join,
-                    "swarm.leave": self.h_leave, "service.logs": self.h_service_logs}
+        handlers = {"info": self.h_info, "swarm.init": self._one_at_a_time(self.h_init),
+                    "swarm.join": self._one_at_a_time(self.h_join), "swarm.leave": self._one_at_a_time(self.h_leave),
+                    "service.logs": self.h_service_logs}
         for method in CONTROL_METHODS:
             handlers[method] = self._control_handler(method)
         return handlers
+
+    def _one_at_a_time(self, handler):
+        async def serialized(params: dict, peer) -> object:
+            async with self.membership:
+                return await handler(params, peer)
+        return serialized
 
     def _control_handler(self, method: str):
         async def handler(params: dict, peer) -> object:
@@ -456,7 +479,9 @@ class Swarmd:
         if params.get("ref") == "self":  # this node, not the leader's
             params = dict(params, ref=self.config.node_id)
         write = method not in READ_METHODS
-        # a change waits a while for a leader (an election under way); a read does not
+        # A change waits a while for a leader (an election under way), then fails with
+        # docker's "context deadline exceeded"; a read without a leader is answered
+        # from this manager's copy of the store (reads go on without a quorum)
         deadline = time.monotonic() + (LEADER_WAIT if write else 0)
         while True:
             if self.raft is None:
@@ -472,6 +497,8 @@ class Swarmd:
                     if exc.code not in ("Unavailable", "NotLeader"):
                         raise
             if time.monotonic() >= deadline:
+                if not write and self.store.cluster is not None:
+                    return await self.control.execute(method, params)
                 raise RpcError("DeadlineExceeded", DEADLINE) if write else RpcError("Unavailable", NO_LEADER)
             await asyncio.sleep(0.2)
 
@@ -532,6 +559,8 @@ class Swarmd:
         if peer.node_id is None:
             raise RpcError("Unauthenticated", "a node certificate is needed")
         self._need_leader()
+        if not isinstance(params.get("csr"), str):
+            raise RpcError("InvalidArgument", "ca.renew needs a csr")
         return await self.control.renew(peer.node_id, params["csr"])
 
     def r_logs_read(self, params: dict, peer):
@@ -666,13 +695,33 @@ class Swarmd:
         return {}
 
 
+def _check_heartbeat(params: dict) -> None:
+    """A heartbeat's params have the shapes the dispatcher stores (a node's certificate
+    does not make what it sends well formed): InvalidArgument otherwise.
+
+    >>> _check_heartbeat({"updates": [{"task_id": "t", "status": {"State": "running"}}], "addr": "10.0.0.2",
+    ...                   "description": {"Hostname": "h"}})
+    >>> _check_heartbeat({"addr": 5})
+    Traceback (most recent call last):
+    ...
+    reference_runtime.swarm.errors.RpcError: a heartbeat needs updates [{task_id, status}], a description and an addr
+    """
+    updates, described = params.get("updates") or [], params.get("description") or {}
+    if not (isinstance(updates, list) and all(isinstance(u, dict) and isinstance(u.get("task_id"), str)
+                                              and isinstance(u.get("status"), dict) for u in updates)
+            and isinstance(described, dict) and isinstance(described.get("Hostname", ""), str)
+            and isinstance(params.get("addr", ""), str)):
+        raise RpcError("InvalidArgument", "a heartbeat needs updates [{task_id, status}], a description and an addr")
+
+
 #: Calls that change nothing: they fail at once without a leader.
 READ_METHODS = frozenset({"swarm.inspect", "swarm.join_token", "node.ls", "node.inspect", "service.ls",
-                          "service.inspect", "task.ls", "task.inspect"})
+                          "service.inspect", "task.ls", "task.inspect", "network.ls", "network.inspect"})
 #: The control API (control.py): executed by the leader, forwarded by other managers.
 CONTROL_METHODS = ("swarm.inspect", "swarm.update", "swarm.join_token", "node.ls", "node.inspect", "node.update",
                    "node.rm", "service.create", "service.ls", "service.inspect", "service.update", "service.rm",
-                   "task.ls", "task.inspect", "node.demote_self")
+                   "task.ls", "task.inspect", "node.demote_self", "network.create", "network.ls", "network.inspect",
+                   "network.rm")
 
 
 # -- starting the daemon -----------------------------------------------------------

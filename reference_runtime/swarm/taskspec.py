@@ -115,6 +115,11 @@ def create_argv(task: dict, service_name: str) -> list[str]:
         argv += ["--health-retries", str(health["Retries"])]
     for mount in spec.get("Mounts") or []:
         argv += _mount_flag(mount)
+    # the first overlay network: the node's bridge network for it, with the leader's address;
+    # the service's name as an alias (DNS round robin among the tasks of this node)
+    for attachment in (task.get("NetworksAttachments") or [])[:1]:
+        argv += ["--network", attachment["Network"]["Spec"]["Name"],
+                 "--ip", attachment["Addresses"][0].split("/")[0], "--network-alias", service_name]
     command = list(spec.get("Command") or [])
     if command:
         argv += ["--entrypoint", command[0]]

@@ -89,7 +89,9 @@ def role_for_token(token: str, tokens: Mapping[str, str]) -> str | None:
     is, comparing in constant time; None when it is none of them."""
     found = None
     for role, expected in tokens.items():
-        # every token is compared, so the time does not tell which one matched
-        if hmac.compare_digest(token.encode(), expected.encode()):
+        # every token is compared, so the time does not tell which one matched; a role
+        # without a token (a store not loaded yet: a leader just restarted, replaying
+        # its log) admits nobody, not the empty token
+        if hmac.compare_digest(token.encode(), expected.encode()) and expected:
             found = role
     return found

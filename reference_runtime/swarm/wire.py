@@ -60,6 +60,10 @@ ANONYMOUS_MAX_FRAME = 64 * 1024
 # that connection (TCP pushes back) instead of spawning without bound.
 MAX_IN_FLIGHT = 128
 HANDSHAKE_TIMEOUT = 10.0
+# A peer without a certificate makes one call or two (ca.root, ca.issue) and hangs up;
+# one that sends nothing for this long (or half a frame) is cut off, so idle anonymous
+# connections cannot pile up until the daemon runs out of file descriptors.
+ANONYMOUS_IDLE_TIMEOUT = 30.0
 CONNECT_TIMEOUT = 5.0
 
 
@@ -120,10 +124,20 @@ class _Connection:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_frame: int) -> None:
         self.reader, self.writer, self.max_frame = reader, writer, max_frame
+        self.idle_timeout: float | None = None  # for a whole frame; None: wait for ever
         self._write_lock = asyncio.Lock()
 
     async def read(self) -> dict[str, Any] | None:
-        """The next message, None at end of stream; ProtocolError for a bad frame."""
+        """The next message, None at end of stream; ProtocolError for a bad frame, or for
+        none complete within ``idle_timeout``."""
+        if self.idle_timeout is None:
+            return await self._read()
+        try:
+            return await asyncio.wait_for(self._read(), self.idle_timeout)
+        except asyncio.TimeoutError:
+            raise ProtocolError(f"no complete frame within {self.idle_timeout:g}s") from None
+
+    async def _read(self) -> dict[str, Any] | None:
         try:
             header = await self.reader.readexactly(HEADER.size)
         except asyncio.IncompleteReadError as e:
@@ -264,6 +278,7 @@ class RpcServer:
             return
         if not peer.authenticated:
             connection.max_frame = ANONYMOUS_MAX_FRAME
+            connection.idle_timeout = ANONYMOUS_IDLE_TIMEOUT
         await self._serve(connection, peer)
 
     async def _serve(self, connection: _Connection, peer: Peer) -> None:

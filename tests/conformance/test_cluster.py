@@ -3,11 +3,12 @@ and the ``--cluster`` options, driven through throwaway pytest runs. Starting
 a real cluster is what ``pytest --cluster docker suites/swarm`` does."""
 
 import ipaddress
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from conformance.cluster import (NETNS_PREFIX, bridge_name, forward_rule, mounts_under, netns_name, node_address,
-                                 run_id_of, veth_name)
+                                 parse_time, replacement_violation, run_id_of, shape_problem, veth_name)
 
 
 def test_names_of_one_cluster_lead_back_to_its_run_id():
@@ -77,3 +78,50 @@ def test_an_unknown_cluster_kind_is_a_usage_error(pytester):
     result = pytester.runpytest("--cluster", "kubernetes")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--cluster*invalid choice*kubernetes*"])
+
+
+def _node(name, manager="", status="Ready", availability="Active"):
+    return {"Hostname": name, "ManagerStatus": manager, "Status": status, "Availability": availability}
+
+
+def test_the_started_shape_is_one_leader_and_ready_active_workers():
+    started = [_node("n1", "Leader"), _node("n2"), _node("n3")]
+    assert shape_problem(started, ["n1", "n2", "n3"], "n1") == ""
+    assert "n2 is Reachable" in shape_problem([_node("n1", "Leader"), _node("n2", "Reachable"), _node("n3")],
+                                              ["n1", "n2", "n3"], "n1")
+    assert "Drain" in shape_problem([_node("n1", "Leader"), _node("n2", availability="Drain"), _node("n3")],
+                                    ["n1", "n2", "n3"], "n1")
+    assert "Down" in shape_problem([_node("n1", "Leader"), _node("n2", status="Down"), _node("n3")],
+                                   ["n1", "n2", "n3"], "n1")
+    # a stale entry of a node that left and joined again under a new ID
+    assert "node ls lists" in shape_problem(started + [_node("n3", status="Down")], ["n1", "n2", "n3"], "n1")
+    assert "node ls lists" in shape_problem(started[:2], ["n1", "n2", "n3"], "n1")
+
+
+def test_api_times_keep_microseconds_and_the_zero_time_is_none():
+    assert parse_time("2026-11-28T17:06:09.63517027Z") == datetime(2026, 11, 28, 17, 6, 9, 635170, timezone.utc)
+    assert parse_time("2026-11-28T17:06:09Z") == datetime(2026, 11, 28, 17, 6, 9, tzinfo=timezone.utc)
+    assert parse_time("2026-11-28T18:06:09.5+01:00") == datetime(2026, 11, 28, 17, 6, 9, 500000, timezone.utc)
+    assert parse_time("0001-01-01T00:00:00Z") is None
+    assert parse_time("yesterday") is None
+
+
+def _at(seconds):
+    return datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=seconds)
+
+
+def test_replacements_that_keep_to_parallelism_and_delay_pass():
+    # 2 workers, 2s delay: slots 1+2 at once, slots 3+4 two seconds after they ran
+    paced = [(_at(0), _at(1)), (_at(0.1), _at(1.2)), (_at(3.2), _at(4)), (_at(3.3), _at(4.1))]
+    assert replacement_violation(paced, 2, timedelta(seconds=2)) == ""
+    # one worker, no delay: each slot stops once the previous one ran
+    serial = [(_at(0), _at(1)), (_at(1), _at(2)), (_at(2), _at(3))]
+    assert replacement_violation(serial, 1, timedelta(0)) == ""
+
+
+def test_replacements_beyond_parallelism_or_inside_the_delay_are_named():
+    at_once = [(_at(0), _at(1)), (_at(0), _at(1)), (_at(0), _at(1))]
+    assert replacement_violation(at_once, 2, timedelta(0)).startswith("stop 3 of 3 at +0.000s: 0 new tasks ran")
+    hurried = [(_at(0), _at(1)), (_at(1.5), _at(2.5))]
+    assert "stop 2 of 2 at +1.500s" in replacement_violation(hurried, 1, timedelta(seconds=1))
+    assert replacement_violation(hurried, 2, timedelta(seconds=1)) == ""

@@ -1,0 +1,113 @@
+"""Overlay networks in the store: addresses of tasks, removal of a network in use,
+the agent's view, and the DNS names it adds (reference_runtime/swarm/networks.py)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from reference_runtime.net.endpoints import merge_names
+from reference_runtime.swarm import taskspec
+from reference_runtime.swarm.networks import new_network, next_subnet, node_overlay
+from reference_runtime.swarm.state import StoreError, apply
+
+from .sim import Sim, spec
+
+AT = "2026-11-28T17:00:00.000000001Z"
+
+
+def _apply(state, command):
+    return apply(state, command, state.index + 1)
+
+
+def _sim_with_network(name: str = "front") -> tuple[Sim, str]:
+    sim = Sim(nodes=2)
+    _apply(sim.state, {"op": "network.create", "id": "net1", "at": AT,
+                       "network": new_network(name, {}, "10.0.1.0/24", 4097)})
+    service = spec("web", 3)
+    service["TaskTemplate"]["Networks"] = [{"Target": name}]
+    sid = sim.create(service)
+    return sim, sid
+
+
+def _task(sim: Sim, sid: str, task_id: str, slot: int, live: list[str] = ()) -> dict:
+    _apply(sim.state, {"op": "task.create", "id": task_id, "at": AT, "service": sid, "slot": slot,
+                       "expect_live": list(live)})
+    return sim.state.tasks[task_id]
+
+
+def test_tasks_get_distinct_addresses_after_the_gateway_in_docker_shape():
+    sim, sid = _sim_with_network()
+    first, second = _task(sim, sid, "t1", 1), _task(sim, sid, "t2", 2)
+    [attachment] = first["NetworksAttachments"]
+    assert attachment["Network"]["ID"] == "net1" and attachment["Network"]["Spec"]["Name"] == "front"
+    assert attachment["Addresses"] == ["10.0.1.2/24"]
+    assert second["NetworksAttachments"][0]["Addresses"] == ["10.0.1.3/24"]
+
+
+def test_an_address_is_free_again_once_its_task_is_final():
+    sim, sid = _sim_with_network()
+    _task(sim, sid, "t1", 1)
+    _apply(sim.state, {"op": "task.desired", "id": "t1", "at": AT, "desired": "shutdown"})
+    _apply(sim.state, {"op": "task.status", "id": "t1",
+                       "status": {"State": "failed", "Timestamp": AT, "Message": "started"}})
+    assert _task(sim, sid, "t2", 1, live=[])["NetworksAttachments"][0]["Addresses"] == ["10.0.1.2/24"]
+
+
+def test_a_task_on_a_network_that_does_not_exist_is_refused():
+    sim = Sim(nodes=1)
+    service = spec("web")
+    service["TaskTemplate"]["Networks"] = [{"Target": "nowhere"}]
+    sid = sim.create(service)
+    with pytest.raises(StoreError, match="network nowhere not found"):
+        _apply(sim.state, {"op": "task.create", "id": "t1", "at": AT, "service": sid, "slot": 1, "expect_live": []})
+
+
+def test_network_remove_is_refused_while_a_service_or_task_uses_it():
+    sim, sid = _sim_with_network()
+    _task(sim, sid, "t1", 1)
+    with pytest.raises(StoreError, match=f"network net1 is in use by service {sid}$"):
+        _apply(sim.state, {"op": "network.remove", "id": "net1"})
+    _apply(sim.state, {"op": "service.remove", "id": sid, "at": AT})
+    with pytest.raises(StoreError, match="network net1 is in use by task t1$"):
+        _apply(sim.state, {"op": "network.remove", "id": "net1"})
+    _apply(sim.state, {"op": "task.status", "id": "t1",
+                       "status": {"State": "shutdown", "Timestamp": AT, "Message": "shutdown"}})
+    _apply(sim.state, {"op": "network.remove", "id": "net1"})
+    assert "net1" not in sim.state.networks
+
+
+def test_subnets_skip_taken_ones_and_routes_and_vxlan_ids_follow():
+    assert next_subnet([], []) == ("10.0.1.0/24", 4097)
+    routes = [ipaddress.ip_network("10.0.2.0/24"), ipaddress.ip_network("0.0.0.0/0")]  # a default route is no clash
+    assert next_subnet([ipaddress.ip_network("10.0.1.0/24")], routes) == ("10.0.3.0/24", 4099)
+
+
+def test_the_agents_view_names_only_running_tasks_of_the_nodes_networks():
+    sim, sid = _sim_with_network()
+    for task_id, slot in (("t1", 1), ("t2", 2), ("t3", 3)):
+        _task(sim, sid, task_id, slot)
+    [node_a, node_b] = sorted(sim.state.nodes)
+    for task_id, node, state in (("t1", node_a, "running"), ("t2", node_b, "running"), ("t3", node_b, "starting")):
+        sim.state.tasks[task_id]["NodeID"] = node
+        sim.state.tasks[task_id]["Status"]["State"] = state
+    view = node_overlay(sim.state.nodes, sim.state.services, sim.state.tasks, sim.state.networks, node_a)
+    [network] = view["networks"]
+    assert network["network"]["ID"] == "net1"
+    assert network["names"] == {"web": ["10.0.1.2", "10.0.1.3"]}
+    assert node_a not in view["peers"] and len(view["peers"]) == len(sim.state.nodes) - 1
+
+
+def test_a_tasks_container_joins_the_overlays_bridge_with_its_address_and_the_service_alias():
+    sim, sid = _sim_with_network()
+    task = _task(sim, sid, "t1", 1)
+    argv = taskspec.create_argv(dict(task, NodeID="n1"), "web")
+    at = argv.index("--network")
+    assert argv[at:at + 6] == ["--network", "front", "--ip", "10.0.1.2", "--network-alias", "web"]
+
+
+def test_merged_names_keep_local_records_and_ignore_a_bad_file():
+    records = {"internal": False, "names": {"a": ["10.0.1.2"]}}
+    assert merge_names(records, "not json") == records
+    assert merge_names(records, '{"names": {"WEB": ["10.0.1.3"]}}')["names"] == {"a": ["10.0.1.2"], "web": ["10.0.1.3"]}
