@@ -95,7 +95,7 @@ class Swarmd:
         self.stopping = asyncio.Event()
         #: held by init, join and leave: they change what this node is, and two joins at
         #: once both passed the "already part of a swarm" check and registered two nodes
-        self.membership = asyncio.Lock()
+        self.joining = asyncio.Lock()
         self.last_request = time.monotonic()
         #: the node's tasks as the last heartbeat reply gave them; None until the first
         #: reply: converging to "no tasks" then would remove every task container that
@@ -461,7 +461,7 @@ class Swarmd:
 
     def _one_at_a_time(self, handler):
         async def serialized(params: dict, peer) -> object:
-            async with self.membership:
+            async with self.joining:
                 return await handler(params, peer)
         return serialized
 
