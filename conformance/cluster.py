@@ -88,7 +88,7 @@ JOIN_TIMEOUT = 60.0
 #: routing mesh and its services' virtual IPs (swarm-vip) need IPVS, which this kernel lacks.
 CLUSTER_KINDS = {"docker": {"engine": "docker", "capabilities": frozenset({"swarm", "swarm-overlay"})},
                  # refengine swarm (reference_runtime/swarm) on the same layout: conformance/refcluster.py
-                 "refengine": {"engine": "refengine", "capabilities": frozenset({"swarm", "swarm-overlay"})}}
+                 "refengine": {"engine": "refengine", "capabilities": frozenset({"swarm", "swarm-overlay", "swarm-vip"})}}
 
 
 class ClusterFailed(Exception):
@@ -457,6 +457,21 @@ class DockerCluster:
             return "(no log)"
 
     # -- membership -------------------------------------------------------------
+    def client_netns(self) -> str:
+        """A network namespace on the underlay that is no node (made on first use, removed
+        with the cluster): where a load generator reaches every node's published ports
+        from, as a client outside the swarm would. Its path."""
+        ns = netns_name(self.rid, 0)
+        if not Path(f"/run/netns/{ns}").exists():
+            veth = veth_name(self.rid, 0)
+            _run("ip", "netns", "add", ns)
+            _run("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
+            _run("ip", "link", "set", veth, "master", self.bridge, "up")
+            _run("ip", "-n", ns, "link", "set", "lo", "up")
+            _run("ip", "-n", ns, "addr", "add", str(node_address(self.subnet, 0)), "dev", "eth0")
+            _run("ip", "-n", ns, "link", "set", "eth0", "up")
+        return f"/run/netns/{ns}"
+
     def join_token(self, role: str) -> str:
         """The manager's current join token for ``worker`` or ``manager``."""
         return self.manager.docker("swarm", "join-token", "-q", role, check=True).stdout.strip()

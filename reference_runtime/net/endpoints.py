@@ -24,7 +24,7 @@ import socket
 from ..engine import jsonio
 from ..engine.etcfiles import read_or_empty
 from ..errors import ContainerError
-from . import ipam, ports
+from . import ipam, netstore, ports
 from .netstore import NetworkStore, gateway, icc, subnet_of
 
 HOSTS_HEAD = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
@@ -168,7 +168,9 @@ def _attach(store: NetworkStore, net: dict, config: dict, settings: dict, pid: i
     mac = ipam.mac_for(ip)
     netd.call(store.root_path, "plug", pid=pid, bridge=net["Bridge"], host_if=_veth_name(cid, nid), ifname=ifname,
               address=ip, prefixlen=subnet.prefixlen, mac=mac,
-              gateway="" if net["Internal"] or ifname != "eth0" else gw)
+              gateway="" if net["Internal"] or ifname != "eth0" else gw,
+              # only when set: a resident helper of an older refengine knows no mtu
+              **({"mtu": netstore.mtu(net)} if netstore.mtu(net) else {}))
     ep = {"Name": config["Name"].lstrip("/"), "EndpointID": hashlib.sha256(f"{cid}{nid}{pid}".encode()).hexdigest(),
           "MacAddress": mac, "IPv4Address": f"{ip}/{subnet.prefixlen}", "IPv6Address": "",
           "Aliases": list(settings.get("Aliases") or []), "Ifname": ifname, "Pid": pid, "PidStart": pid_start,
@@ -309,10 +311,13 @@ SWARM_NAMES = "swarm-names.json"
 
 
 def merge_names(records: dict, extra_text: str) -> dict:
-    """``records`` with the names of an agent's names file added (an unreadable one adds none). Pure.
+    """``records`` with the names of an agent's names file; a name the file has gets the
+    file's addresses only, since the managers know every node's tasks and which name is a
+    virtual IP (a task's container also has its service's name as an alias); an
+    unreadable file adds none. Pure.
 
-    >>> merge_names({"names": {"a": ["10.0.1.2"]}}, '{"names": {"web": ["10.0.1.3", "10.0.1.2"], "a": ["10.0.1.2"]}}')
-    {'names': {'a': ['10.0.1.2'], 'web': ['10.0.1.3', '10.0.1.2']}}
+    >>> merge_names({"names": {"a": ["10.0.1.2"], "web": ["10.0.1.3"]}}, '{"names": {"web": ["10.0.1.9"]}}')
+    {'names': {'a': ['10.0.1.2'], 'web': ['10.0.1.9']}}
     """
     try:
         extra = json.loads(extra_text)["names"] if extra_text else {}
@@ -320,10 +325,8 @@ def merge_names(records: dict, extra_text: str) -> dict:
         return records
     names = {k: list(v) for k, v in records["names"].items()}
     for name, ips in extra.items() if isinstance(extra, dict) else ():
-        if not isinstance(ips, list):
-            continue
-        held = names.setdefault(str(name).lower(), [])
-        held += [ip for ip in ips if isinstance(ip, str) and ip not in held]
+        if isinstance(ips, list):
+            names[str(name).lower()] = list(dict.fromkeys(ip for ip in ips if isinstance(ip, str)))
     return {**records, "names": names}
 
 

@@ -182,14 +182,21 @@ def _saved() -> dict[str, list[str]]:
 def apply(tag: str, text: str) -> None:
     """Load ``text`` (from :func:`ruleset`) and add the jumps that are missing,
     in one ``iptables-save`` and one atomic ``iptables-restore``."""
-    jumps, saved = _jumps(tag), _saved()
+    load(text, _jumps(tag))
+
+
+def load(text: str, jumps: dict[str, list[str]]) -> None:
+    """Load ``text`` (``iptables-restore --noflush`` input declaring its own chains, so
+    they hold exactly its rules) and add those of ``jumps`` into them that are missing
+    (``-A FORWARD``/``-A INPUT`` ones at the top; ``-I CHAIN 1`` as given)."""
+    saved = _saved()
     out, table = [], ""
     for line in text.splitlines():
         if line.startswith("*"):
             table = line[1:]
         elif line == "COMMIT":
             for jump in jumps.get(table, []):
-                if jump not in saved.get(table, []):
+                if re.sub(r"^-I (\S+) 1 ", r"-A \1 ", jump) not in saved.get(table, []):
                     # FORWARD's policy is DROP under dockerd: ours must run before it; INPUT's
                     # DROP before any ACCEPT of the host's own.
                     out.append(re.sub(r"^-A (FORWARD|INPUT) ", r"-I \1 1 ", jump))

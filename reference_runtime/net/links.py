@@ -73,10 +73,11 @@ def delete_link(ifname: str) -> None:
 
 
 def plug(pid: int, bridge: str, host_if: str, ifname: str, address: str, prefixlen: int, mac: str,
-         gateway: str) -> None:
+         gateway: str, mtu: int = 0) -> None:
     """A veth pair: ``host_if`` on ``bridge``, its peer ``ifname`` in the network namespace
     of ``pid`` with ``address``/``prefixlen`` and ``mac``, and a default route via
-    ``gateway`` unless it is empty. The pair dies with the namespace."""
+    ``gateway`` unless it is empty; both ends with ``mtu`` unless it is 0 (the kernel's
+    1500). The pair dies with the namespace."""
     from pyroute2 import NetlinkError
 
     try:
@@ -87,6 +88,8 @@ def plug(pid: int, bridge: str, host_if: str, ifname: str, address: str, prefixl
                 pass
             ip.link("add", ifname=host_if, kind="veth", peer={"ifname": ifname, "net_ns_pid": pid})
             index = ip.link_lookup(ifname=host_if)[0]
+            if mtu:
+                ip.link("set", index=index, mtu=mtu)
             ip.link("set", index=index, master=ip.link_lookup(ifname=bridge)[0], state="up")
             # Hairpin: a container reaching its own published port through a host address gets
             # its packets back on the port they came from (docker sets it without userland proxy).
@@ -95,7 +98,7 @@ def plug(pid: int, bridge: str, host_if: str, ifname: str, address: str, prefixl
             ip.brport("set", index=index, mode=1)
         with _iproute(f"/proc/{pid}/ns/net") as ns:
             index = ns.link_lookup(ifname=ifname)[0]
-            ns.link("set", index=index, address=mac)
+            ns.link("set", index=index, address=mac, **({"mtu": mtu} if mtu else {}))
             ns.addr("add", index=index, address=address, prefixlen=prefixlen)
             ns.link("set", index=index, state="up")
             if gateway:

@@ -230,6 +230,16 @@ def registered() -> dict[str, str]:
     return out
 
 
+#: docker's option for the MTU of a network's interfaces (an overlay's VXLAN needs 1450).
+MTU_OPTION = "com.docker.network.driver.mtu"
+
+
+def mtu(net: dict) -> int:
+    """The MTU a network gives its containers' interfaces; 0: the kernel's default."""
+    value = str(net["Options"].get(MTU_OPTION, "")).strip()
+    return int(value) if value.lstrip("-").isdigit() and int(value) > 0 else 0
+
+
 def icc(net: dict) -> bool:
     return net["Options"].get("com.docker.network.bridge.enable_icc", "true") != "false"
 

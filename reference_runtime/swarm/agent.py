@@ -34,6 +34,11 @@ FINAL = frozenset({"complete", "shutdown", "failed", "rejected", "remove", "orph
 #: Bounded engine calls (seconds): a create or start of a busybox container takes
 #: well under a second here; stop waits for the grace period first.
 CALL_TIMEOUT = 60.0
+#: How long a task in a rotation (a published port, a virtual IP) keeps running once told
+#: to stop, so that every node has taken it out of the rotation first (they learn it at
+#: their next heartbeat, every 0.5 s): new connections never reach a stopping task
+#: (moby#30321, the fix users asked docker for).
+ROTATION_DRAIN = 2.0
 
 
 @dataclass
@@ -45,6 +50,8 @@ class Container:
     exit_code: int
     pid: int
     error: str
+    #: the health check's status ("starting", "healthy", "unhealthy"); "" without one
+    health: str = ""
 
 
 def refengine_argv(root_path: str) -> list[str]:
@@ -86,19 +93,10 @@ class Agent:
     def containers(self) -> dict[str, Container]:
         """Task ID -> its container on this node (read from the state root)."""
         found: dict[str, Container] = {}
-        for cid in self.root.container_ids():
-            try:
-                config = self.root.read_config(cid)
-                state = self.root.read_state(cid)
-            except Exception:  # a container being created or removed right now
-                continue
-            labels = config.get("Config", {}).get("Labels") or {}
-            task_id = labels.get(taskspec.TASK_ID)
-            if not task_id:
-                continue
+        for task_id, (cid, state) in taskspec.task_containers(self.root).items():
             found[task_id] = Container(cid, task_id, bool(state.get("Running")), state.get("Status", ""),
                                        int(state.get("ExitCode") or 0), int(state.get("Pid") or 0),
-                                       state.get("Error") or "")
+                                       state.get("Error") or "", (state.get("Health") or {}).get("Status") or "")
         return found
 
     # -- convergence -----------------------------------------------------------
@@ -133,7 +131,7 @@ class Agent:
                     self._update(task_id, "rejected", "task: container vanished", err="No such container")
             else:  # desired shutdown, remove, ...
                 if container is not None and container.running:
-                    self._spawn(task_id, self._stop(task, container))
+                    self._spawn(task_id, self._stop(task, container, drain=bool(entry.get("rotation"))))
                 elif current not in FINAL:
                     code = container.exit_code if container else 0
                     self._update(task_id, "shutdown", "shutdown", exit_code=code, container=container)
@@ -169,7 +167,12 @@ class Agent:
 
     def _observe(self, task: dict, container: Container) -> None:
         """A running task's container ended, or a started one runs now."""
-        if container.running:
+        if container.running and container.health == "unhealthy":
+            # swarm replaces an unhealthy task: it fails, its container is stopped
+            self._spawn(task["ID"], self._fail_unhealthy(task, container))
+        elif container.running and container.health == "starting":
+            pass  # docker's task stays "starting" until its health check passes (no rotation yet)
+        elif container.running:
             self._update(task["ID"], "running", "started", container=container)
         elif container.status in ("exited", "dead"):
             if container.exit_code == 0:
@@ -214,12 +217,22 @@ class Agent:
         if container is not None:
             self._observe(task, container)
 
-    async def _stop(self, task: dict, container: Container) -> None:
+    async def _fail_unhealthy(self, task: dict, container: Container) -> None:
+        await self._stop(task, container, report=False)
+        after = self.containers().get(task["ID"]) or container
+        self._update(task["ID"], "failed", "started", err="task: container unhealthy", exit_code=after.exit_code,
+                     container=after)
+
+    async def _stop(self, task: dict, container: Container, *, drain: bool = False, report: bool = True) -> None:
+        if drain:
+            await asyncio.sleep(ROTATION_DRAIN)
         grace = task.get("Spec", {}).get("ContainerSpec", {}).get("StopGracePeriod", 10 * taskspec.NS)
         status, _, err = await self.call("stop", "--time", taskspec.stop_seconds(grace), container.id,
                                          timeout=CALL_TIMEOUT + grace / taskspec.NS)
         if status != 0:
             log.warning("stop of task %s: %s", task["ID"], _one_line(err))
+        if not report:
+            return
         after = self.containers().get(task["ID"])
         code = after.exit_code if after else 0
         self._update(task["ID"], "shutdown", "shutdown", exit_code=code, container=after or container)

@@ -396,13 +396,13 @@ def _node_role(role: str) -> Callable[[Context, list[str]], int]:
     return command
 
 
-def node_rm(ctx: Context, argv: list[str]) -> int:
-    flags = parse(Table((Opt("force", "f", "bool", default=False),)), argv)
-    refs = _args(flags, "node rm", "[OPTIONS] NODE [NODE...]", "Remove one or more nodes from the swarm", at_least=1)
+def _remove_each(ctx: Context, method: str, refs: list[str], **params) -> int:
+    """docker's ``rm`` of several objects: each in turn, its reference printed once removed;
+    the errors together at the end (exit 1)."""
     errors = []
     for ref in refs:
         try:
-            ctx.daemon.call("node.rm", {"ref": ref, "force": flags["force"]})
+            ctx.daemon.call(method, {"ref": ref, **params})
         except SwarmError as exc:
             errors.append(daemon_error(exc))
             continue
@@ -410,6 +410,12 @@ def node_rm(ctx: Context, argv: list[str]) -> int:
     if errors:
         raise Failure("\n".join(errors))
     return 0
+
+
+def node_rm(ctx: Context, argv: list[str]) -> int:
+    flags = parse(Table((Opt("force", "f", "bool", default=False),)), argv)
+    refs = _args(flags, "node rm", "[OPTIONS] NODE [NODE...]", "Remove one or more nodes from the swarm", at_least=1)
+    return _remove_each(ctx, "node.rm", refs, force=flags["force"])
 
 
 _PS_FLAGS = (Opt("quiet", "q", "bool", default=False), Opt("no-trunc", kind="bool", default=False),
@@ -632,17 +638,7 @@ def service_scale(ctx: Context, argv: list[str]) -> int:
 def service_rm(ctx: Context, argv: list[str]) -> int:
     flags = parse(Table(()), argv)
     refs = _args(flags, "service rm", "SERVICE [SERVICE...]", "Remove one or more services", at_least=1)
-    errors = []
-    for ref in refs:
-        try:
-            ctx.daemon.call("service.rm", {"ref": ref})
-        except SwarmError as exc:
-            errors.append(daemon_error(exc))
-            continue
-        ctx.print(f"{ref}\n")
-    if errors:
-        raise Failure("\n".join(errors))
-    return 0
+    return _remove_each(ctx, "service.rm", refs)
 
 
 def service_logs(ctx: Context, argv: list[str]) -> int:

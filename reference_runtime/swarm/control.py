@@ -18,6 +18,7 @@ import socket
 from . import netcontrol
 from .errors import RpcError
 from .ids import new_id
+from .networks import ingress_network
 from .nodefiles import NodeConfig, split_addr
 from .state import public, rfc3339_now, service_status
 
@@ -240,7 +241,9 @@ class Control:
         node = {"op": "node.add", "id": config.node_id, "at": rfc3339_now(), "role": "manager",
                 "addr": config.advertise_addr.rpartition(":")[0], "description": describe(config.hostname),
                 "availability": params.get("availability") or "active", "manager_addr": config.advertise_addr}
-        await self.propose({"op": "batch", "commands": [cluster, node]})
+        # docker's ingress network, made with the swarm: the routing mesh's own
+        ingress = {"op": "network.create", "id": new_id(), "at": rfc3339_now(), "network": ingress_network()}
+        await self.propose({"op": "batch", "commands": [cluster, node, ingress]})
 
     async def issue(self, csr_pem: bytes, role: str) -> dict:
         from . import ca

@@ -18,9 +18,12 @@ free address after the gateway, and kept in the task's
 ``NetworksAttachments`` as docker does. A task holds its address until its
 status is final.
 
-What this does not do (docker does): VIP endpoints (``--endpoint-mode vip``
-is stored but gets no virtual IP; its name still resolves to every task),
-encrypted overlays, the ingress network, the caller's ``--subnet`` and
+A service in ``vip`` mode (the default) gets a virtual IP on each of its
+networks (:func:`virtual_ips`, also chosen inside the store's commands), and
+its name resolves to it; the node of each task balances the connections to it
+(:mod:`.overlaynode`).
+
+What this does not do (docker does): encrypted overlays, the ingress network, the caller's ``--subnet`` and
 ``--gateway``, and more than one network per task on the data path.
 
 >>> net = new_network("front", {"attachable": True}, "10.0.1.0/24", 4097)
@@ -73,6 +76,8 @@ def new_network(name: str, options: dict, subnet: str, vni: int) -> dict:
         spec["Attachable"] = True
     if options.get("internal"):
         spec["Internal"] = True
+    if options.get("ingress"):
+        spec["Ingress"] = True
     return {"Spec": spec, "DriverState": {"Name": DRIVER, "Options": {VXLAN_OPTION: str(vni)}},
             "IPAMOptions": copy.deepcopy(ipam)}
 
@@ -117,29 +122,85 @@ def _held(task: dict) -> bool:
     return task.get("Status", {}).get("State") not in FINAL
 
 
-def attachments(targets: list[dict] | None, networks: list[dict], tasks: list[dict]) -> list[dict]:
+def endpoint_mode(spec: dict) -> str:
+    """A service spec's endpoint mode: ``vip`` unless it says ``dnsrr`` (docker's default)."""
+    return str((spec.get("EndpointSpec") or {}).get("Mode") or "vip").lower()
+
+
+def _used(net: dict, tasks: list[dict], services: list[dict]) -> set:
+    """The addresses of ``net`` taken: its gateway, live tasks', services' virtual IPs and
+    the nodes' routing-mesh addresses."""
+    used = {subnet_of(net).network_address + 1}
+    for task in tasks:
+        if not _held(task):
+            continue
+        for attachment in task.get("NetworksAttachments") or []:
+            if attachment["Network"]["ID"] == net["ID"]:
+                used.update(ipaddress.ip_interface(a).ip for a in attachment["Addresses"])
+    for service in services:
+        for vip in (service.get("Endpoint") or {}).get("VirtualIPs") or []:
+            if vip.get("NetworkID") == net["ID"]:
+                used.add(ipaddress.ip_interface(vip["Addr"]).ip)
+    used.update(ipaddress.ip_interface(a).ip for a in (net.get("_lb") or {}).values())
+    return used
+
+
+def _free(net: dict, used: set) -> str:
+    subnet = subnet_of(net)
+    free = next((h for h in subnet.hosts() if h not in used), None)
+    if free is None:
+        raise NetworkError("ResourceExhausted", f"could not allocate an address on network {net['Spec']['Name']}")
+    return f"{free}/{subnet.prefixlen}"
+
+
+def attachments(targets: list[dict] | None, networks: list[dict], tasks: list[dict],
+                services: list[dict] = ()) -> list[dict]:
     """``NetworksAttachments`` of a new task on ``targets`` (TaskTemplate.Networks):
-    each network with the lowest address no live task holds. NetworkError for a
-    network that does not exist or is full."""
+    each network with the lowest address no live task and no service's virtual IP
+    holds. NetworkError for a network that does not exist or is full."""
     found = []
     for target in targets or []:
         net = find(networks, target.get("Target", ""))
         if net is None:
             raise NetworkError("NotFound", f"network {target.get('Target', '')} not found")
-        subnet = subnet_of(net)
-        used = {subnet.network_address + 1}
-        for task in tasks:
-            if not _held(task):
-                continue
-            for attachment in task.get("NetworksAttachments") or []:
-                if attachment["Network"]["ID"] == net["ID"]:
-                    used.update(ipaddress.ip_interface(a).ip for a in attachment["Addresses"])
-        free = next((h for h in subnet.hosts() if h not in used), None)
-        if free is None:
-            raise NetworkError("ResourceExhausted", f"could not allocate an address on network {net['Spec']['Name']}")
         shown = {k: v for k, v in net.items() if not k.startswith("_")}
-        found.append({"Network": copy.deepcopy(shown), "Addresses": [f"{free}/{subnet.prefixlen}"]})
+        found.append({"Network": copy.deepcopy(shown), "Addresses": [_free(net, _used(net, tasks, services))]})
     return found
+
+
+def virtual_ips(service: dict, networks: list[dict], tasks: list[dict], services: list[dict]) -> list[dict]:
+    """``Endpoint.VirtualIPs`` of ``service`` for its current spec: in ``vip`` mode one
+    address on each of its networks, the one it has if it had one there (an update keeps
+    a service's address), else the lowest free one; none in ``dnsrr`` mode.
+
+    >>> net = dict(new_network("front", {}, "10.0.1.0/24", 4097), ID="n1")
+    >>> web = {"ID": "s1", "Spec": {"TaskTemplate": {"Networks": [{"Target": "front"}]}}}
+    >>> virtual_ips(web, [net], [], [web])
+    [{'NetworkID': 'n1', 'Addr': '10.0.1.2/24'}]
+    >>> web["Endpoint"] = {"VirtualIPs": [{"NetworkID": "n1", "Addr": "10.0.1.7/24"}]}
+    >>> virtual_ips(web, [net], [], [web])
+    [{'NetworkID': 'n1', 'Addr': '10.0.1.7/24'}]
+    >>> virtual_ips(dict(web, Spec=dict(web["Spec"], EndpointSpec={"Mode": "dnsrr"})), [net], [], [web])
+    []
+    """
+    if endpoint_mode(service["Spec"]) != "vip":
+        return []
+    had = {v["NetworkID"]: v["Addr"] for v in (service.get("Endpoint") or {}).get("VirtualIPs") or []}
+    others = [s for s in services if s["ID"] != service["ID"]]
+    chosen: list[dict] = []
+    for target in (service["Spec"].get("TaskTemplate") or {}).get("Networks") or []:
+        net = find(networks, target.get("Target", ""))
+        if net is None:
+            raise NetworkError("NotFound", f"network {target.get('Target', '')} not found")
+        if any(v["NetworkID"] == net["ID"] for v in chosen):
+            continue
+        if net["ID"] in had:
+            addr = had[net["ID"]]
+        else:
+            taken = _used(net, tasks, others) | {ipaddress.ip_interface(v["Addr"]).ip for v in chosen}
+            addr = _free(net, taken)
+        chosen.append({"NetworkID": net["ID"], "Addr": addr})
+    return chosen
 
 
 def in_use(network: dict, services: list[dict], tasks: list[dict]) -> str:
@@ -163,50 +224,214 @@ def document(network: dict) -> dict:
             "Driver": DRIVER, "EnableIPv6": False,
             "IPAM": {"Driver": "default", "Options": None,
                      "Config": [{"Subnet": c["Subnet"], "Gateway": c["Gateway"]} for c in configs]},
-            "Internal": bool(spec.get("Internal")), "Attachable": bool(spec.get("Attachable")), "Ingress": False,
+            "Internal": bool(spec.get("Internal")), "Attachable": bool(spec.get("Attachable")),
+            "Ingress": bool(spec.get("Ingress")),
             "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": None,
             "Options": dict(network.get("DriverState", {}).get("Options") or {}),
             "Labels": dict(spec.get("Labels") or {})}
 
 
+# -- the routing mesh ---------------------------------------------------------------
+INGRESS = "ingress"
+#: docker's ingress network: the first /24 of the pool, the first VXLAN ID
+INGRESS_SUBNET, INGRESS_VNI = "10.0.0.0/24", 4096
+#: where swarm picks a published port a service did not name (swarmkit's dynamic range)
+PORT_RANGE = range(30000, 32768)
+
+
+def ingress_network() -> dict:
+    return new_network(INGRESS, {"ingress": True}, INGRESS_SUBNET, INGRESS_VNI)
+
+
+def ingress_ports(service: dict) -> list[dict]:
+    """The resolved ports (``Endpoint.Ports``) the routing mesh publishes for ``service``."""
+    return [p for p in (service.get("Endpoint") or {}).get("Ports") or []
+            if p.get("PublishMode", "ingress") == "ingress" and p.get("PublishedPort")]
+
+
+def resolve_ports(service: dict, services: list[dict]) -> list[dict]:
+    """``Endpoint.Ports`` for the spec's ``EndpointSpec.Ports``: an ingress port keeps the
+    published port it names, or the one it had, or gets the lowest free one of
+    30000-32767; one published port (and protocol) belongs to one service.
+
+    >>> web = {"ID": "s1", "Spec": {"Name": "web", "EndpointSpec": {"Ports": [{"TargetPort": 8080}]}}}
+    >>> resolve_ports(web, [])
+    [{'Protocol': 'tcp', 'TargetPort': 8080, 'PublishedPort': 30000, 'PublishMode': 'ingress'}]
+    >>> api = {"ID": "s2", "Spec": {"Name": "api", "EndpointSpec": {"Ports": [{"TargetPort": 80, "PublishedPort": 30000}]}}}
+    >>> resolve_ports(api, [dict(web, Endpoint={"Ports": resolve_ports(web, [])})])
+    Traceback (most recent call last):
+    ...
+    reference_runtime.swarm.networks.NetworkError: port '30000' is already in use by service 'web' (s1) as an ingress port
+    """
+    taken = {(p.get("Protocol", "tcp"), p["PublishedPort"]): s for s in services if s["ID"] != service["ID"]
+             for p in ingress_ports(s)}
+    had = {(p.get("Protocol", "tcp"), p.get("TargetPort")): p.get("PublishedPort")
+           for p in ingress_ports(service)}
+    resolved: list[dict] = []
+    for port in ((service["Spec"].get("EndpointSpec") or {}).get("Ports") or []):
+        protocol, mode = port.get("Protocol") or "tcp", port.get("PublishMode") or "ingress"
+        target, published = port.get("TargetPort"), port.get("PublishedPort") or 0
+        if not isinstance(target, int) or not 0 < target < 65536 or not isinstance(published, int) \
+                or not 0 <= published < 65536 or protocol not in ("tcp", "udp", "sctp") \
+                or mode not in ("ingress", "host"):
+            raise NetworkError("InvalidArgument", f"invalid port {port}")
+        if mode == "ingress":
+            mine = {(r["Protocol"], r["PublishedPort"]) for r in resolved}
+            if not published:
+                published = had.get((protocol, target)) or 0
+                if not published or (protocol, published) in taken or (protocol, published) in mine:
+                    published = next((n for n in PORT_RANGE if (protocol, n) not in taken
+                                      and (protocol, n) not in mine), 0)
+                    if not published:
+                        raise NetworkError("ResourceExhausted", "no free port in the dynamic range 30000-32767")
+            elif (protocol, published) in taken:
+                other = taken[(protocol, published)]
+                raise NetworkError("InvalidArgument", f"port '{published}' is already in use by service "
+                                   f"'{other['Spec']['Name']}' ({other['ID']}) as an ingress port")
+            elif (protocol, published) in mine:
+                raise NetworkError("InvalidArgument", f"duplicate published port provided: {published}")
+        resolved.append({"Protocol": protocol, "TargetPort": target, "PublishedPort": published,
+                         "PublishMode": mode})
+    return resolved
+
+
+def mesh_network(service: dict, networks: list[dict]) -> dict | None:
+    """The network on which the routing mesh reaches the service's tasks: the first of
+    the service's networks (the one a task's container is wired to), else ``ingress``."""
+    targets = (service["Spec"].get("TaskTemplate") or {}).get("Networks") or []
+    if targets:
+        return find(networks, targets[0].get("Target", ""))
+    return next((n for n in networks if n["Spec"].get("Ingress")), None)
+
+
+def task_targets(service: dict, networks: list[dict]) -> list[dict]:
+    """The networks a new task of ``service`` is attached to: the service's, or
+    ``ingress`` alone for a service that publishes ports on no network of its own."""
+    targets = (service["Spec"].get("TaskTemplate") or {}).get("Networks") or []
+    if not targets and ingress_ports(service):
+        ingress = mesh_network(service, networks)
+        if ingress is not None:
+            return [{"Target": ingress["ID"]}]
+    return targets
+
+
+def lb_commands(nodes: dict, services: dict, networks: dict) -> list[dict]:
+    """The leader's commands giving every node an address of its own on each network the
+    routing mesh uses (the source of its connections to tasks on other nodes, so their
+    replies come back through it); ``network.lb`` allocates it."""
+    commands = []
+    for service in sorted(services.values(), key=lambda s: s["ID"]):
+        net = mesh_network(service, list(networks.values())) if ingress_ports(service) else None
+        if net is None:
+            continue
+        for node_id in sorted(nodes):
+            command = {"op": "network.lb", "id": net["ID"], "node": node_id}
+            if node_id not in (net.get("_lb") or {}) and command not in commands:
+                commands.append(command)
+    return commands
+
+
+def lb_address(net: dict, node_id: str, tasks: list[dict], services: list[dict]) -> str:
+    """The lowest free address of ``net`` for ``node_id``'s routing mesh."""
+    return _free(net, _used(net, tasks, services))
+
+
+def mesh_view(node_id: str, services: dict, tasks: dict, networks: dict) -> list[dict]:
+    """The published ports every node serves: each ingress port of a service with the
+    addresses of its running tasks on the mesh network (``ADDR:TARGET``), and the
+    node's own address on that network.
+
+    >>> net = dict(new_network("front", {}, "10.0.1.0/24", 4097), ID="n1", _lb={"a": "10.0.1.9/24"})
+    >>> web = {"ID": "s1", "Spec": {"Name": "web", "TaskTemplate": {"Networks": [{"Target": "n1"}]}},
+    ...        "Endpoint": {"Ports": [{"Protocol": "tcp", "TargetPort": 80, "PublishedPort": 8080,
+    ...                                "PublishMode": "ingress"}]}}
+    >>> task = {"ID": "t1", "ServiceID": "s1", "DesiredState": "running", "Status": {"State": "running"},
+    ...         "NetworksAttachments": [{"Network": {"ID": "n1"}, "Addresses": ["10.0.1.3/24"]}]}
+    >>> mesh_view("a", {"s1": web}, {"t1": task}, {"n1": net})
+    [{'protocol': 'tcp', 'port': 8080, 'network': 'n1', 'source': '10.0.1.9', 'backends': ['10.0.1.3:80']}]
+    """
+    found = []
+    for service_id, service in sorted(services.items()):
+        ports = ingress_ports(service)
+        net = mesh_network(service, list(networks.values())) if ports else None
+        if net is None:
+            continue
+        source = (net.get("_lb") or {}).get(node_id)
+        addresses = []
+        for task in sorted(tasks.values(), key=lambda t: t["ID"]):
+            if task.get("ServiceID") != service_id or task.get("DesiredState") != "running" \
+                    or task.get("Status", {}).get("State") != "running":
+                continue  # a task on its way out leaves the rotation before its container stops
+            addresses += [str(ipaddress.ip_interface(a).ip) for attachment in task.get("NetworksAttachments") or []
+                          if attachment["Network"]["ID"] == net["ID"] for a in attachment["Addresses"]]
+        for port in ports:
+            found.append({"protocol": port["Protocol"], "port": port["PublishedPort"], "network": net["ID"],
+                          "source": str(ipaddress.ip_interface(source).ip) if source else "",
+                          "backends": [f"{a}:{port['TargetPort']}" for a in addresses]})
+    return found
+
+
 def node_overlay(nodes: dict, services: dict, tasks: dict, store_networks: dict, node_id: str) -> dict:
     """What the agent of ``node_id`` needs for its overlays (sent with each heartbeat
     reply, :mod:`.overlaynode`): its own address, the other ready nodes' addresses,
-    and for each network a live task of the node is on, the network and the running
-    tasks' addresses of each of its services (DNS round robin).
+    and for each network a live task of the node is on, the network, its DNS names
+    and its virtual IPs. A service's running tasks' addresses are ``tasks.NAME``;
+    ``NAME`` is the service's virtual IP in ``vip`` mode, the tasks' addresses in
+    ``dnsrr`` mode (docker's embedded DNS); ``vips`` maps each virtual IP to the
+    addresses it balances between (none while no task runs).
 
     >>> net = dict(new_network("front", {}, "10.0.1.0/24", 4097), ID="n1")
     >>> running = {"State": "running"}
     >>> tasks = {t: {"ID": t, "NodeID": n, "ServiceID": "s1", "DesiredState": "running", "Status": running,
     ...              "NetworksAttachments": [{"Network": net, "Addresses": [a]}]}
-    ...          for t, n, a in (("t1", "a", "10.0.1.2/24"), ("t2", "b", "10.0.1.3/24"))}
+    ...          for t, n, a in (("t1", "a", "10.0.1.3/24"), ("t2", "b", "10.0.1.4/24"))}
     >>> nodes = {n: {"Status": {"State": "ready", "Addr": ip}}
     ...          for n, ip in (("a", "10.217.0.11"), ("b", "10.217.0.12"))}
-    >>> view = node_overlay(nodes, {"s1": {"Spec": {"Name": "web"}}}, tasks, {"n1": net}, "a")
-    >>> view["addr"], view["peers"], view["networks"][0]["names"]
-    ('10.217.0.11', ['10.217.0.12'], {'web': ['10.0.1.2', '10.0.1.3']})
+    >>> web = {"Spec": {"Name": "web", "EndpointSpec": {"Mode": "dnsrr"}}}
+    >>> view = node_overlay(nodes, {"s1": web}, tasks, {"n1": net}, "a")
+    >>> view["addr"], view["peers"], view["networks"][0]["names"], view["networks"][0]["vips"]
+    ('10.217.0.11', ['10.217.0.12'], {'tasks.web': ['10.0.1.3', '10.0.1.4'], 'web': ['10.0.1.3', '10.0.1.4']}, {})
+    >>> web = {"Spec": {"Name": "web"}, "Endpoint": {"VirtualIPs": [{"NetworkID": "n1", "Addr": "10.0.1.2/24"}]}}
+    >>> entry = node_overlay(nodes, {"s1": web}, tasks, {"n1": net}, "a")["networks"][0]
+    >>> entry["names"], entry["vips"]
+    ({'tasks.web': ['10.0.1.3', '10.0.1.4'], 'web': ['10.0.1.2']}, {'10.0.1.2': ['10.0.1.3', '10.0.1.4']})
     """
     me = nodes.get(node_id, {}).get("Status", {})
     peers = sorted(n["Status"]["Addr"] for i, n in nodes.items()
                    if i != node_id and n["Status"].get("State") == "ready" and n["Status"].get("Addr"))
+    mesh = mesh_view(node_id, services, tasks, store_networks)
     wanted = sorted({a["Network"]["ID"] for t in tasks.values() if t.get("NodeID") == node_id and _held(t)
-                     for a in t.get("NetworksAttachments") or []})
+                     for a in t.get("NetworksAttachments") or []} | {m["network"] for m in mesh})
     views = []
     for network_id in wanted:
         network = store_networks.get(network_id)
         if network is None:
             continue
-        names: dict[str, list[str]] = {}
+        backends: dict[str, list[str]] = {}
         for task in sorted(tasks.values(), key=lambda t: t["ID"]):
             if task.get("Status", {}).get("State") != "running" or task.get("DesiredState") != "running":
                 continue
-            service = services.get(task.get("ServiceID", ""))
             for attachment in task.get("NetworksAttachments") or []:
-                if service is not None and attachment["Network"]["ID"] == network_id:
-                    names.setdefault(service["Spec"]["Name"], []).extend(
+                if task.get("ServiceID", "") in services and attachment["Network"]["ID"] == network_id:
+                    backends.setdefault(task["ServiceID"], []).extend(
                         str(ipaddress.ip_interface(a).ip) for a in attachment["Addresses"])
-        views.append({"network": {k: v for k, v in network.items() if not k.startswith("_")}, "names": names})
-    return {"addr": me.get("Addr", ""), "peers": peers, "networks": views}
+        names: dict[str, list[str]] = {}
+        vips: dict[str, list[str]] = {}
+        for service_id, service in sorted(services.items()):
+            name, ips = service["Spec"]["Name"], backends.get(service_id, [])
+            vip = next((str(ipaddress.ip_interface(v["Addr"]).ip)
+                        for v in (service.get("Endpoint") or {}).get("VirtualIPs") or []
+                        if v.get("NetworkID") == network_id), None)
+            if vip is not None:
+                names[name], vips[vip] = [vip], ips
+            elif ips:
+                names[name] = ips
+            if ips:
+                names[f"tasks.{name}"] = ips
+        views.append({"network": {k: v for k, v in network.items() if not k.startswith("_")},
+                      "names": dict(sorted(names.items())), "vips": vips,
+                      "lb": (network.get("_lb") or {}).get(node_id, "")})
+    return {"addr": me.get("Addr", ""), "peers": peers, "networks": views, "mesh": mesh}
 
 
-__all__ = ["new_network", "attachments", "in_use", "document", "next_subnet"]
+__all__ = ["new_network", "attachments", "virtual_ips", "endpoint_mode", "in_use", "document", "next_subnet"]

@@ -4,8 +4,10 @@ For each overlay network a task of this node is on, the node has (all in the
 node's network namespace, where swarmd runs)::
 
     refengine bridge network NAME      same subnet and gateway as the overlay, labelled
-                                       com.docker.swarm.network.id=ID; a task's container
-                                       joins it with its allocated address (--ip)
+                                       com.docker.swarm.network.id=ID, MTU 1450 (a frame
+                                       and the VXLAN header fit in the underlay's 1500);
+                                       a task's container joins it with its allocated
+                                       address (--ip)
     vxlan cftvxVNI                     id VNI, dstport 4789, local = this node's address,
                                        nolearning; a port of that bridge, MTU 1450
     fdb 00:00:00:00:00:00 dst PEER     one per other node: broadcasts and unknown
@@ -15,9 +17,26 @@ node's network namespace, where swarmd runs)::
                                        where refengine's embedded DNS listens): its ARP must
                                        stay on the node, or containers would learn a remote
                                        bridge's MAC for it
-    <network dir>/swarm-names.json     {"names": {SERVICE: [task IPs]}}: the running tasks
-                                       of the network's services on every node, merged into
-                                       the network's DNS records (DNS round robin)
+    <network dir>/swarm-names.json     {"names": {NAME: [IPs]}}: each service's name (its
+                                       virtual IP, or its running tasks on every node in
+                                       dnsrr mode) and tasks.NAME, for the network's DNS
+    nat table of each task container   in the container's own network namespace, as docker
+                                       puts its IPVS rules there: a connection to a virtual
+                                       IP is sent to the service's running tasks in turn
+                                       (:func:`nat_rules`; conntrack keeps the rest of the
+                                       connection on the chosen task and turns the replies'
+                                       source back into the virtual IP)
+
+and for the routing mesh, when any service publishes a port (:func:`.networks.mesh_view`)::
+
+    the bridge of each network the mesh reaches tasks on, also without a task of this
+    node on it, holding this node's own address on it (allocated by the managers)
+    nat chain CFT-MESH (from PREROUTING and OUTPUT, for local destinations)
+                                       a new connection to a published port goes to the
+                                       service's running tasks in turn (on any node)
+    nat chain CFT-MESH-POST (first in POSTROUTING)
+                                       ... from this node's own address on the network,
+                                       so a task on another node answers through this node
 
 The managers send the view this needs with each heartbeat reply
 (:func:`.networks.node_overlay`); :meth:`OverlayNode.sync` applies it.
@@ -33,8 +52,9 @@ import logging
 from pathlib import Path
 
 from ..atomicfile import write_atomic
-from ..net import endpoints
-from ..net.netstore import OVERLAY_LABEL as LABEL, NetworkStore
+from ..errors import ContainerError
+from ..net import endpoints, firewall
+from ..net.netstore import MTU_OPTION, OVERLAY_LABEL as LABEL, NetworkStore
 from . import networks
 
 log = logging.getLogger("swarmd.overlay")
@@ -54,6 +74,79 @@ def vxlan_name(vni: int) -> str:
     return f"cftvx{vni}"
 
 
+def nat_rules(vips: dict[str, list[str]]) -> str:
+    """``iptables-restore`` input for a task container's whole nat table: each virtual IP
+    balanced round robin per connection between its tasks (``statistic --mode nth``:
+    the first rule takes every N-th new connection, the next every (N-1)-th of the
+    rest, ...; nat rules see only a connection's first packet). The table is ours to
+    replace: nothing else writes it in a task's namespace. A virtual IP without a
+    running task gets no rule, so it does not answer.
+
+    >>> print(nat_rules({"10.0.1.2": ["10.0.1.3", "10.0.1.4"], "10.0.1.9": []}), end="")
+    *nat
+    :PREROUTING ACCEPT [0:0]
+    :INPUT ACCEPT [0:0]
+    :OUTPUT ACCEPT [0:0]
+    :POSTROUTING ACCEPT [0:0]
+    :CFT-VIP-0 - [0:0]
+    -A OUTPUT -d 10.0.1.2/32 -j CFT-VIP-0
+    -A CFT-VIP-0 -m statistic --mode nth --every 2 --packet 0 -j DNAT --to-destination 10.0.1.3
+    -A CFT-VIP-0 -j DNAT --to-destination 10.0.1.4
+    COMMIT
+    """
+    lines = ["*nat", *(f":{chain} ACCEPT [0:0]" for chain in ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"))]
+    rules = []
+    for index, (vip, backends) in enumerate(sorted((v, b) for v, b in vips.items() if b)):
+        chain = f"CFT-VIP-{index}"
+        lines.append(f":{chain} - [0:0]")
+        rules.append(f"-A OUTPUT -d {vip}/32 -j {chain}")
+        for at, backend in enumerate(backends):
+            left = len(backends) - at
+            match = f"-m statistic --mode nth --every {left} --packet 0 " if left > 1 else ""
+            rules.append(f"-A {chain} {match}-j DNAT --to-destination {backend}")
+    return "\n".join([*lines, *rules, "COMMIT", ""])
+
+
+MESH_CHAIN, MESH_POST = "CFT-MESH", "CFT-MESH-POST"
+#: jumps into the mesh chains, as ``iptables-save`` prints them (firewall.load adds missing ones)
+MESH_JUMPS = {"nat": [f"-A PREROUTING -m addrtype --dst-type LOCAL -j {MESH_CHAIN}",
+                      f"-A OUTPUT -m addrtype --dst-type LOCAL -j {MESH_CHAIN}",
+                      # before refengine's MASQUERADE of its bridges' hairpin traffic
+                      f"-I POSTROUTING 1 -j {MESH_POST}"]}
+
+
+def mesh_rules(mesh: list[dict], bridges: dict[str, str]) -> str:
+    """``iptables-restore --noflush`` input for the node's routing mesh: each published
+    port balanced round robin per connection between its backends, and the connections
+    sent from the node's own address on the backends' network. ``bridges``: network ID
+    -> the bridge of this node for it. A port without a backend gets no rule.
+
+    >>> print(mesh_rules([{"protocol": "tcp", "port": 8080, "network": "n1", "source": "10.0.1.9",
+    ...                    "backends": ["10.0.1.3:80", "10.0.1.4:80"]}], {"n1": "br-1"}), end="")
+    *nat
+    :CFT-MESH - [0:0]
+    :CFT-MESH-POST - [0:0]
+    -A CFT-MESH -p tcp -m tcp --dport 8080 -m statistic --mode nth --every 2 --packet 0 -j DNAT --to-destination 10.0.1.3:80
+    -A CFT-MESH -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.0.1.4:80
+    -A CFT-MESH-POST -o br-1 -p tcp -m conntrack --ctstate DNAT --ctorigdstport 8080 -j SNAT --to-source 10.0.1.9
+    COMMIT
+    """
+    pre, post = [], []
+    for entry in mesh:
+        bridge, backends, source = bridges.get(entry["network"]), entry["backends"], entry["source"]
+        if not bridge or not backends or not source:
+            continue
+        proto, port = entry["protocol"], int(entry["port"])
+        match = f"-p {proto} -m {proto} --dport {port}"
+        for at, backend in enumerate(backends):
+            left = len(backends) - at
+            nth = f" -m statistic --mode nth --every {left} --packet 0" if left > 1 else ""
+            pre.append(f"-A {MESH_CHAIN} {match}{nth} -j DNAT --to-destination {backend}")
+        post.append(f"-A {MESH_POST} -o {bridge} -p {proto} -m conntrack --ctstate DNAT --ctorigdstport {port} "
+                    f"-j SNAT --to-source {source}")
+    return "\n".join(["*nat", f":{MESH_CHAIN} - [0:0]", f":{MESH_POST} - [0:0]", *pre, *post, "COMMIT", ""])
+
+
 def arp_rules(vxlan: str, gateway: str) -> list[list[str]]:
     """The ebtables rules that keep the gateway's ARP on this node (chain first)."""
     return [["FORWARD", "-o", vxlan, "-p", "ARP", "--arp-ip-dst", gateway, "-j", "DROP"],
@@ -68,14 +161,20 @@ class OverlayNode:
         #: the managers' last view (networks.node_overlay)
         self.view: dict = {}
         self._applied: str = ""
+        #: (pid, pid start) of a task container -> the nat rules loaded in its namespace
+        self._nat: dict[tuple[int, int], str] = {}
+        #: the routing mesh's rules last loaded in the node's namespace
+        self._mesh: str = ""
         self._lock = asyncio.Lock()
 
-    async def _run(self, *argv: str) -> tuple[int, str]:
-        proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
-                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                                                    start_new_session=True)
+    async def _run(self, *argv: str, stdin: str | None = None) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
+                                                    stdin=asyncio.subprocess.DEVNULL if stdin is None
+                                                    else asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE, start_new_session=True)
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), CALL_TIMEOUT)
+            out, err = await asyncio.wait_for(proc.communicate(None if stdin is None else stdin.encode()),
+                                              CALL_TIMEOUT)
         except asyncio.TimeoutError:
             proc.kill()
             await proc.wait()
@@ -102,6 +201,7 @@ class OverlayNode:
         status, out = await self._run(*self.refengine, "network", "create", "--subnet", config["Subnet"],
                                       "--gateway", config["Gateway"], "--label", f"{LABEL}={network['ID']}",
                                       "--opt", f"{networks.VXLAN_OPTION}={networks.vni_of(network)}",
+                                      "--opt", f"{MTU_OPTION}={VXLAN_MTU}",  # frames must fit in the VXLAN
                                       network["Spec"]["Name"])
         if status != 0:
             log.warning("bridge network for overlay %s: %s", network["Spec"]["Name"], out.strip())
@@ -109,27 +209,77 @@ class OverlayNode:
 
     # -- after each heartbeat, and after a task starts ---------------------------------------
     async def sync(self, force: bool = False) -> None:
-        """Make the VXLAN ports, peers and DNS names match the managers' view."""
+        """Make the VXLAN ports, peers, DNS names and virtual IPs match the managers' view
+        (``force``: also when the view did not change, as after a task's start)."""
         async with self._lock:
             view = self.view or {}
             stamp = json.dumps(view, sort_keys=True)
             if not force and stamp == self._applied:
                 return
             local = self._local()
+            store = NetworkStore(self.root_path)
+            nat: dict[tuple[int, int], str] = {}
+            mesh = view.get("mesh") or []
             for entry in view.get("networks") or []:
                 network = entry["network"]
                 net = local.get(network["ID"])
+                if net is None and any(m["network"] == network["ID"] for m in mesh):
+                    net = await self._ensure_network(network)  # the mesh reaches tasks on it from here
+                    if net is not None:
+                        local[network["ID"]] = net
                 if net is None:
                     continue  # made by prepare() when a task needs it
                 await self._ensure_vxlan(net, networks.vni_of(network), view.get("addr", ""),
                                          view.get("peers") or [])
                 await asyncio.to_thread(self._write_names, net, entry.get("names") or {})
+                if entry.get("lb"):
+                    await self._ensure_address(net, entry["lb"])
+                rules = nat_rules(entry.get("vips") or {})
+                for ep in store.endpoints(net["Id"]).values():  # a task is on its first network only
+                    nat[(int(ep["Pid"]), int(ep["PidStart"]))] = rules
+            await self._load_nat(nat)
+            await self._load_mesh(mesh, {i: n["Bridge"] for i, n in local.items()})
             wanted = {entry["network"]["ID"] for entry in view.get("networks") or []}
-            store = NetworkStore(self.root_path)
             for network_id, net in local.items():
                 if network_id not in wanted and not store.endpoints(net["Id"]):
                     await self._remove(net)
             self._applied = stamp
+
+    async def _ensure_address(self, net: dict, address: str) -> None:
+        """This node's own address on the network's bridge (the mesh's source address)."""
+        _, shown = await self._run("ip", "-o", "-4", "addr", "show", "dev", net["Bridge"])
+        if f" {address} " not in shown:
+            status, out = await self._run("ip", "addr", "add", address, "dev", net["Bridge"])
+            if status != 0:
+                log.warning("mesh address %s on %s: %s", address, net["Bridge"], out.strip())
+
+    async def _load_mesh(self, mesh: list[dict], bridges: dict[str, str]) -> None:
+        rules = mesh_rules(mesh, bridges)
+        if rules == self._mesh:
+            return
+        try:
+            if mesh:  # a node that never ran a task has not routed yet
+                await asyncio.to_thread(firewall.ensure_forwarding)
+            await asyncio.to_thread(firewall.load, rules, MESH_JUMPS)
+        except ContainerError as exc:  # tried again at the next sync
+            log.warning("routing mesh rules: %s", exc)
+        else:
+            self._mesh = rules
+
+    async def _load_nat(self, wanted: dict[tuple[int, int], str]) -> None:
+        """Each task container's nat rules, loaded where they changed (one iptables-restore
+        in its namespace); containers gone are forgotten."""
+        for key in set(self._nat) - set(wanted):
+            del self._nat[key]
+        for (pid, start), rules in sorted(wanted.items()):
+            if self._nat.get((pid, start)) == rules:
+                continue
+            status, out = await self._run("nsenter", f"--net=/proc/{pid}/ns/net", "iptables-restore", "-w", "5",
+                                          stdin=rules)
+            if status == 0:
+                self._nat[(pid, start)] = rules
+            else:  # tried again at the next sync; a container that just exited is gone by then
+                log.warning("virtual IPs in container %d: %s", pid, out.strip())
 
     async def _remove(self, net: dict) -> None:
         """A bridge network whose overlay no task of this node is on any more: it goes with

@@ -38,9 +38,9 @@ op                     other keys
 ``node.update``        id, version, at, spec {Name?, Labels, Role,
                        Availability}; demoting the last manager is refused
 ``node.status``        id, at, state (ready|down|unknown|disconnected),
-                       addr?, message?, heartbeat? (the time of the last
-                       one, kept as ``_heartbeat``), description? (the
-                       agent's report of its node); not version-guarded
+                       addr?, message?, description? (the agent's report
+                       of its node); not version-guarded (when a node was
+                       last heard from is the leader's, not replicated)
 ``node.manager``       id, at, status {Leader, Reachability, Addr} | None
 ``node.remove``        id, at, force?; its unfinished tasks become orphaned
 ``service.create``     id, at, spec
@@ -72,6 +72,8 @@ op                     other keys
 ``task.remove``        id (a task that is gone already is fine)
 ``network.create``     id, at, network (docker's object without ID/Version)
 ``network.remove``     id
+``network.lb``         id, node: the node's own address on the network for the
+                       routing mesh (kept as ``_lb``), allocated here
 ``batch``              commands: [command, ...], applied atomically
 =====================  =========================================================
 
@@ -94,7 +96,8 @@ from typing import Any, Callable
 
 from ..engine.state import rfc3339 as _rfc3339_ns
 from .errors import SwarmError
-from .networks import NetworkError, attachments, in_use
+from .networks import (NetworkError, attachments, in_use, lb_address, resolve_ports, task_targets,
+                       virtual_ips)
 
 #: docker's task states, in order (swarmkit api/types.proto TaskState).
 TASK_STATES = ("new", "pending", "assigned", "accepted", "preparing", "ready", "starting", "running", "complete",
@@ -247,6 +250,13 @@ class _Tx:
             self.changed[kind][object_id] = found
         return found
 
+    def need(self, kind: str, object_id: str) -> dict:
+        """:meth:`get`, or NotFound in swarmkit's words ("node ID not found")."""
+        found = self.get(kind, object_id)
+        if found is None:
+            raise not_found(kind[:-1], object_id)
+        return found
+
     def view(self, kind: str) -> list[dict]:
         """Every object, read only (no copies: never change them)."""
         store = getattr(self.state, kind)
@@ -364,13 +374,6 @@ def _cluster_update(tx: _Tx, c: dict) -> str:
 
 
 # -- nodes ----
-def _node(tx: _Tx, node_id: str) -> dict:
-    node = tx.get("nodes", node_id)
-    if node is None:
-        raise not_found("node", node_id)
-    return node
-
-
 def _node_add(tx: _Tx, c: dict) -> str:
     tx.get_cluster()
     if tx.get("nodes", c["id"]) is not None:
@@ -392,7 +395,7 @@ def _managers(tx: _Tx) -> list[dict]:
 
 
 def _node_update(tx: _Tx, c: dict) -> str:
-    node = _node(tx, c["id"])
+    node = tx.need("nodes", c["id"])
     _check_version(node, c)
     spec = copy.deepcopy(c["spec"])
     _typed(spec, dict, "node spec")
@@ -412,15 +415,13 @@ def _node_update(tx: _Tx, c: dict) -> str:
 
 
 def _node_status(tx: _Tx, c: dict) -> str:
-    node = _node(tx, c["id"])
+    node = tx.need("nodes", c["id"])
     if c["state"] not in ("ready", "down", "unknown", "disconnected"):
         raise StoreError("InvalidArgument", f"invalid node state {c['state']!r}")
     status = {"State": c["state"], "Addr": c.get("addr", node["Status"].get("Addr", ""))}
     if c.get("message"):
         status["Message"] = c["message"]
     node["Status"] = status
-    if c.get("heartbeat"):
-        node["_heartbeat"] = c["heartbeat"]
     if c.get("description"):  # what the node's agent reports of itself (hostname, platform, engine)
         node["Description"] = copy.deepcopy(c["description"])
     tx.put("nodes", node, c["at"])
@@ -428,7 +429,7 @@ def _node_status(tx: _Tx, c: dict) -> str:
 
 
 def _node_manager(tx: _Tx, c: dict) -> str:
-    node = _node(tx, c["id"])
+    node = tx.need("nodes", c["id"])
     if c.get("status") is None:
         node.pop("ManagerStatus", None)
     else:
@@ -447,7 +448,7 @@ def _node_manager(tx: _Tx, c: dict) -> str:
 
 
 def _node_remove(tx: _Tx, c: dict) -> str:
-    node = _node(tx, c["id"])
+    node = tx.need("nodes", c["id"])
     if node["Spec"]["Role"] == "manager":
         raise StoreError("FailedPrecondition", f"node {node['ID']} is a cluster manager and is a member of the "
                          "raft cluster. It must be demoted to worker before removal")
@@ -464,13 +465,6 @@ def _node_remove(tx: _Tx, c: dict) -> str:
 
 
 # -- services ----
-def _service(tx: _Tx, service_id: str) -> dict:
-    service = tx.get("services", service_id)
-    if service is None:
-        raise not_found("service", service_id)
-    return service
-
-
 def _mode(spec: dict) -> str:
     mode = spec.get("Mode") or {}
     if not isinstance(mode, dict):
@@ -560,6 +554,23 @@ def _check_spec(spec: dict) -> None:
             raise StoreError("InvalidArgument", "constraint expected one operator from ==, !=")
 
 
+def _endpoint(tx: _Tx, service: dict) -> None:
+    """``service["Endpoint"]`` for its current spec: the spec, its published ports and
+    its virtual IPs (chosen here, in the command, so every manager picks the same)."""
+    try:
+        vips = virtual_ips(service, tx.view("networks"), tx.view("tasks"), tx.view("services"))
+        ports = resolve_ports(service, tx.view("services"))
+    except NetworkError as exc:
+        raise StoreError(exc.code, exc.desc) from None
+    endpoint = {k: v for k, v in (service.get("Endpoint") or {}).items() if k not in ("VirtualIPs", "Ports")}
+    endpoint["Spec"] = copy.deepcopy(service["Spec"].get("EndpointSpec") or {})
+    if ports:
+        endpoint["Ports"] = ports
+    if vips:
+        endpoint["VirtualIPs"] = vips
+    service["Endpoint"] = endpoint
+
+
 def _service_create(tx: _Tx, c: dict) -> str:
     spec = copy.deepcopy(c["spec"])
     spec.setdefault("Mode", {"Replicated": {"Replicas": 1}})
@@ -571,14 +582,14 @@ def _service_create(tx: _Tx, c: dict) -> str:
     if tx.get("services", c["id"]) is not None:
         raise StoreError("AlreadyExists", f"service {c['id']} already exists")
     service = {"ID": c["id"], "Version": {}, "CreatedAt": c["at"], "UpdatedAt": c["at"], "Spec": spec,
-               "Endpoint": {"Spec": copy.deepcopy(spec.get("EndpointSpec") or {})},
                "_spec_version": tx.index}
+    _endpoint(tx, service)
     tx.put("services", service, c["at"])
     return service["ID"]
 
 
 def _service_update(tx: _Tx, c: dict) -> str:
-    service = _service(tx, c["id"])
+    service = tx.need("services", c["id"])
     _check_version(service, c)
     if c.get("rollback"):
         if "PreviousSpec" not in service:
@@ -600,14 +611,13 @@ def _service_update(tx: _Tx, c: dict) -> str:
         service["_previous_spec_version"], service["_spec_version"] = service["_spec_version"], tx.index
         service.pop("UpdateStatus", None)
     service.pop("_update", None)  # a new goal: the updater starts over
-    service["Endpoint"] = {**service.get("Endpoint", {}),
-                           "Spec": copy.deepcopy(service["Spec"].get("EndpointSpec") or {})}
+    _endpoint(tx, service)
     tx.put("services", service, c["at"])
     return service["ID"]
 
 
 def _service_remove(tx: _Tx, c: dict) -> str:
-    service = _service(tx, c["id"])
+    service = tx.need("services", c["id"])
     for seen in tx.view("tasks"):
         if seen["ServiceID"] == service["ID"] and RANK[seen["DesiredState"]] < RANK["remove"]:
             task = tx.get("tasks", seen["ID"])
@@ -618,7 +628,7 @@ def _service_remove(tx: _Tx, c: dict) -> str:
 
 
 def _service_progress(tx: _Tx, c: dict) -> str:
-    service = _service(tx, c["id"])
+    service = tx.need("services", c["id"])
     shown = public(service)
     if service["_spec_version"] != c["spec_version"] or \
             (service.get("_update") or {}).get("seq") != c["seq"]:
@@ -630,8 +640,7 @@ def _service_progress(tx: _Tx, c: dict) -> str:
             raise StoreError("FailedPrecondition", "cannot roll back service because no previous spec is available")
         service["Spec"] = service.pop("PreviousSpec")
         service["_spec_version"] = service.pop("_previous_spec_version")
-        service["Endpoint"] = {**service.get("Endpoint", {}),
-                               "Spec": copy.deepcopy(service["Spec"].get("EndpointSpec") or {})}
+        _endpoint(tx, service)
     service["_update"] = update
     if c.get("status") is not None:
         service["UpdateStatus"] = copy.deepcopy(c["status"])
@@ -645,15 +654,8 @@ def _service_progress(tx: _Tx, c: dict) -> str:
 
 
 # -- tasks ----
-def _task(tx: _Tx, task_id: str) -> dict:
-    task = tx.get("tasks", task_id)
-    if task is None:
-        raise StoreError("NotFound", f"task {task_id} not found")
-    return task
-
-
 def _task_create(tx: _Tx, c: dict) -> str:
-    service = _service(tx, c["service"])
+    service = tx.need("services", c["service"])
     if tx.get("tasks", c["id"]) is not None:
         raise StoreError("AlreadyExists", f"task {c['id']} already exists")
     slot, node_id = int(c.get("slot") or 0), c.get("node") or ""
@@ -673,7 +675,8 @@ def _task_create(tx: _Tx, c: dict) -> str:
     if node_id:
         task["NodeID"] = node_id
     try:  # the addresses on the task's overlay networks, chosen here so every manager picks the same
-        attached = attachments(task["Spec"].get("Networks"), tx.view("networks"), tx.view("tasks"))
+        attached = attachments(task_targets(service, tx.view("networks")), tx.view("networks"),
+                               tx.view("tasks"), tx.view("services"))
     except NetworkError as exc:
         raise StoreError(exc.code, exc.desc) from None
     if attached:
@@ -689,7 +692,7 @@ def _task_create(tx: _Tx, c: dict) -> str:
 
 
 def _task_desired(tx: _Tx, c: dict) -> str:
-    task = _task(tx, c["id"])
+    task = tx.need("tasks", c["id"])
     if c["desired"] not in RANK:
         raise StoreError("InvalidArgument", f"invalid desired state {c['desired']!r}")
     if RANK[c["desired"]] > RANK[task["DesiredState"]]:  # never back in time
@@ -703,8 +706,8 @@ def _unscheduled(task: dict) -> bool:
 
 
 def _task_assign(tx: _Tx, c: dict) -> str:
-    task = _task(tx, c["id"])
-    _node(tx, c["node"])
+    task = tx.need("tasks", c["id"])
+    tx.need("nodes", c["node"])
     if not _unscheduled(task) or task.get("NodeID", c["node"]) != c["node"]:
         raise out_of_sequence()
     task["NodeID"] = c["node"]
@@ -714,7 +717,7 @@ def _task_assign(tx: _Tx, c: dict) -> str:
 
 
 def _task_pending(tx: _Tx, c: dict) -> str:
-    task = _task(tx, c["id"])
+    task = tx.need("tasks", c["id"])
     if not _unscheduled(task):
         raise out_of_sequence()
     task["Status"] = {"Timestamp": c["at"], "State": "pending", "Message": "pending task scheduling"}
@@ -760,6 +763,19 @@ def _network_create(tx: _Tx, c: dict) -> str:
     return c["id"]
 
 
+def _network_lb(tx: _Tx, c: dict) -> str:
+    network = tx.need("networks", c["id"])
+    tx.need("nodes", c["node"])
+    held = network.setdefault("_lb", {})
+    if c["node"] not in held:
+        try:
+            held[c["node"]] = lb_address(network, c["node"], tx.view("tasks"), tx.view("services"))
+        except NetworkError as exc:
+            raise StoreError(exc.code, exc.desc) from None
+        tx.put("networks", network, None)
+    return c["id"]
+
+
 def _network_remove(tx: _Tx, c: dict) -> str:
     network = tx.get("networks", c["id"])
     if network is None:
@@ -780,5 +796,5 @@ _HANDLERS: dict[str, Callable[[_Tx, dict], Any]] = {
     "service.progress": _service_progress,
     "task.create": _task_create, "task.desired": _task_desired, "task.assign": _task_assign,
     "task.pending": _task_pending, "task.status": _task_status, "task.remove": _task_remove,
-    "network.create": _network_create, "network.remove": _network_remove,
+    "network.create": _network_create, "network.remove": _network_remove, "network.lb": _network_lb,
 }

@@ -116,8 +116,10 @@ class Swarmd:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
-        self.spawn(self.idle_watch())
+        # not one of the member's jobs, which leave cancels: a node that left exits once idle
+        idle = loop.create_task(self.idle_watch())
         await self.stopping.wait()
+        idle.cancel()
         await self.stop_member(remove_tasks=False)
         await self.local.close()
 
@@ -285,18 +287,23 @@ class Swarmd:
             try:
                 commands = self.liveness(now)
                 commands += reconcile(self.store, time.time(), new_id)
+                commands += networks.lb_commands(self.store.nodes, self.store.services, self.store.networks)
                 # one proposal each: a refused one (a user's update racing the updater's
                 # bookkeeping) must not hold back the rest of the round
                 results = await asyncio.gather(*(self.propose(c) for c in commands), return_exceptions=True)
                 for result in results:
-                    if isinstance(result, Exception) and not isinstance(result, (RpcError, SwarmError)):
-                        log.error("leader loop proposal", exc_info=result)
+                    if isinstance(result, BaseException) and not isinstance(result, (SwarmError, TimeoutError)):
+                        raise result
                 await self.membership()
-            except RpcError as exc:
-                log.info("leader loop: %s", exc.message)
-            except Exception:
-                log.exception("leader loop")
+            except (SwarmError, TimeoutError) as exc:  # lost leadership, a refused or slow step: next round
+                log.info("leader loop: %s", exc)
                 await asyncio.sleep(RECONCILE)
+            except Exception:
+                # A programming error: the daemon stops (and shows in every test) rather
+                # than log it every round while the cluster half works.
+                log.critical("leader loop failed; swarmd stops", exc_info=True)
+                self.stopping.set()
+                raise
 
     def liveness(self, now: float) -> list[dict]:
         """Nodes silent for NODE_DOWN_AFTER seconds are Down."""
@@ -444,7 +451,10 @@ class Swarmd:
                 continue
             service = self.store.services.get(task.get("ServiceID", ""))
             name = service["Spec"]["Name"] if service else task.get("ServiceAnnotations", {}).get("Name", "")
-            tasks.append({"task": task, "service_name": name})
+            # in a rotation (a published port or a virtual IP): the agent lets every node take
+            # the task out of it before stopping its container
+            rotation = bool(service and (networks.ingress_ports(service) or service["Endpoint"].get("VirtualIPs")))
+            tasks.append({"task": task, "service_name": name, "rotation": rotation})
         managers = [self.raft.members[m] for m in self.raft.members]
         return {"tasks": tasks, "role": self.store.nodes[node_id]["Spec"].get("Role", "worker"),
                 "managers": managers, "overlay": networks.node_overlay(

@@ -27,15 +27,7 @@ def _log_path(root: Root, cid: str) -> str:
 
 def containers_of(root: Root, task_ids: set[str]) -> dict[str, str]:
     """Task ID -> container ID, for the tasks of ``task_ids`` this node ran."""
-    found = {}
-    for cid in root.container_ids():
-        try:
-            labels = root.read_config(cid).get("Config", {}).get("Labels") or {}
-        except Exception:  # a container being created or removed right now
-            continue
-        if labels.get(taskspec.TASK_ID) in task_ids:
-            found[labels[taskspec.TASK_ID]] = cid
-    return found
+    return {task_id: cid for task_id, (cid, _) in taskspec.task_containers(root).items() if task_id in task_ids}
 
 
 def _entry(task_id: str, record: dict) -> dict:

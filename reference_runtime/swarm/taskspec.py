@@ -21,6 +21,21 @@ TASK = "com.docker.swarm.task"
 NS = 1_000_000_000
 
 
+def task_containers(root) -> dict[str, tuple[str, dict]]:
+    """Task ID -> (container ID, container state) of the task containers in the
+    refengine state root ``root`` (a :class:`reference_runtime.state.Root`)."""
+    found = {}
+    for cid in root.container_ids():
+        try:
+            labels = root.read_config(cid).get("Config", {}).get("Labels") or {}
+            state = root.read_state(cid)
+        except Exception:  # a container being created or removed right now
+            continue
+        if labels.get(TASK_ID):
+            found[labels[TASK_ID]] = (cid, state)
+    return found
+
+
 def task_name(service_name: str, task: dict) -> str:
     """``service.slot.taskid`` (replicated) or ``service.nodeid.taskid`` (global),
     docker's task and container name.

@@ -22,6 +22,16 @@ def _ok(result):
     return result.stdout
 
 
+def test_the_mtu_option_sets_the_containers_interface_and_a_bad_one_fails_the_start(refengine):
+    # docker's bridge driver option; refengine's swarm gives its overlays' bridges 1450
+    _ok(refengine("network", "create", "--subnet", "10.214.92.0/24", "-o", "com.docker.network.driver.mtu=1400", "m1"))
+    assert " mtu 1400 " in _ok(refengine("run", "--rm", "--network", "m1", BASE, "ip", "link", "show", "eth0"))
+    _ok(refengine("network", "create", "--subnet", "10.214.93.0/24", "-o", "com.docker.network.driver.mtu=20", "m2"))
+    refused = refengine("run", "--rm", "--network", "m2", BASE, "true")  # created as docker does; the kernel refuses
+    assert refused.returncode == 125 and "failed to set up the network of the container" in refused.stderr
+    _ok(refengine("network", "rm", "m1", "m2"))
+
+
 def test_create_inspect_connect_disconnect_rm(refengine):
     nid = _ok(refengine("network", "create", "--subnet", "10.214.90.0/24", "--label", "k=v", "front")).strip()
     assert len(nid) == 64
@@ -67,6 +77,9 @@ def test_create_inspect_connect_disconnect_rm(refengine):
     (["--subnet", "255.255.255.0/24", "n1"], "special-purpose range 240.0.0.0/4"),
     # a second "default bridge" would be taken for the real one (and never pruned)
     (["-o", "com.docker.network.bridge.default_bridge=true", "n1"], "reserved for the default bridge"),
+    # dockerd 20.10's words, checked against it
+    (["-o", "com.docker.network.driver.mtu=abc", "n1"],
+     'failed to parse com.docker.network.driver.mtu value: abc (strconv.Atoi: parsing "abc": invalid syntax)'),
 ])
 def test_bad_network_create_is_one_line_and_creates_nothing(refengine, args, message):
     before = _ok(refengine("network", "ls", "-q"))

@@ -293,6 +293,7 @@ def test_service_logs_skip_damaged_records_of_a_json_file_log(tmp_path):
     directory = tmp_path / "containers" / cid
     directory.mkdir(parents=True)
     (directory / "config.json").write_text('{"Config": {"Labels": {"com.docker.swarm.task.id": "t1"}}}')
+    (directory / "state.json").write_text('{"Running": false, "Status": "exited"}')
     assert tasklogs.containers_of(root, {"t1"}) == {"t1": cid}, "the test's container layout is refengine's"
     good = b'{"log":"%s\\n","stream":"stdout","time":"2026-11-28T17:57:0%d.000000000Z"}\n'
     (directory / f"{cid}-json.log").write_bytes(

@@ -42,8 +42,9 @@ def test_tasks_get_distinct_addresses_after_the_gateway_in_docker_shape():
     first, second = _task(sim, sid, "t1", 1), _task(sim, sid, "t2", 2)
     [attachment] = first["NetworksAttachments"]
     assert attachment["Network"]["ID"] == "net1" and attachment["Network"]["Spec"]["Name"] == "front"
-    assert attachment["Addresses"] == ["10.0.1.2/24"]
-    assert second["NetworksAttachments"][0]["Addresses"] == ["10.0.1.3/24"]
+    # 10.0.1.2 is the service's virtual IP
+    assert attachment["Addresses"] == ["10.0.1.3/24"]
+    assert second["NetworksAttachments"][0]["Addresses"] == ["10.0.1.4/24"]
 
 
 def test_an_address_is_free_again_once_its_task_is_final():
@@ -52,13 +53,16 @@ def test_an_address_is_free_again_once_its_task_is_final():
     _apply(sim.state, {"op": "task.desired", "id": "t1", "at": AT, "desired": "shutdown"})
     _apply(sim.state, {"op": "task.status", "id": "t1",
                        "status": {"State": "failed", "Timestamp": AT, "Message": "started"}})
-    assert _task(sim, sid, "t2", 1, live=[])["NetworksAttachments"][0]["Addresses"] == ["10.0.1.2/24"]
+    assert _task(sim, sid, "t2", 1, live=[])["NetworksAttachments"][0]["Addresses"] == ["10.0.1.3/24"]
 
 
 def test_a_task_on_a_network_that_does_not_exist_is_refused():
     sim = Sim(nodes=1)
     service = spec("web")
     service["TaskTemplate"]["Networks"] = [{"Target": "nowhere"}]
+    with pytest.raises(StoreError, match="network nowhere not found"):  # vip mode: no virtual IP there
+        _apply(sim.state, {"op": "service.create", "id": "s1", "at": AT, "spec": service})
+    service["EndpointSpec"] = {"Mode": "dnsrr"}
     sid = sim.create(service)
     with pytest.raises(StoreError, match="network nowhere not found"):
         _apply(sim.state, {"op": "task.create", "id": "t1", "at": AT, "service": sid, "slot": 1, "expect_live": []})
@@ -95,7 +99,11 @@ def test_the_agents_view_names_only_running_tasks_of_the_nodes_networks():
     view = node_overlay(sim.state.nodes, sim.state.services, sim.state.tasks, sim.state.networks, node_a)
     [network] = view["networks"]
     assert network["network"]["ID"] == "net1"
-    assert network["names"] == {"web": ["10.0.1.2", "10.0.1.3"]}
+    # the service is in vip mode (the default): its name is its virtual IP, tasks.web its running tasks
+    [vip] = sim.state.services[sid]["Endpoint"]["VirtualIPs"]
+    assert vip == {"NetworkID": "net1", "Addr": "10.0.1.2/24"}
+    assert network["names"] == {"web": ["10.0.1.2"], "tasks.web": ["10.0.1.3", "10.0.1.4"]}
+    assert network["vips"] == {"10.0.1.2": ["10.0.1.3", "10.0.1.4"]}
     assert node_a not in view["peers"] and len(view["peers"]) == len(sim.state.nodes) - 1
 
 
@@ -104,10 +112,28 @@ def test_a_tasks_container_joins_the_overlays_bridge_with_its_address_and_the_se
     task = _task(sim, sid, "t1", 1)
     argv = taskspec.create_argv(dict(task, NodeID="n1"), "web")
     at = argv.index("--network")
-    assert argv[at:at + 6] == ["--network", "front", "--ip", "10.0.1.2", "--network-alias", "web"]
+    assert argv[at:at + 6] == ["--network", "front", "--ip", "10.0.1.3", "--network-alias", "web"]
 
 
 def test_merged_names_keep_local_records_and_ignore_a_bad_file():
     records = {"internal": False, "names": {"a": ["10.0.1.2"]}}
     assert merge_names(records, "not json") == records
     assert merge_names(records, '{"names": {"WEB": ["10.0.1.3"]}}')["names"] == {"a": ["10.0.1.2"], "web": ["10.0.1.3"]}
+    # the managers' view replaces a name's local records: a service's name is its virtual IP only
+    assert merge_names(records, '{"names": {"a": ["10.0.1.5", 7]}}')["names"] == {"a": ["10.0.1.5"]}
+
+
+def test_a_virtual_ip_is_kept_by_updates_never_given_to_a_task_and_freed_in_dnsrr_mode():
+    sim, sid = _sim_with_network()
+    [vip] = sim.state.services[sid]["Endpoint"]["VirtualIPs"]
+    assert _task(sim, sid, "t1", 1)["NetworksAttachments"][0]["Addresses"] == ["10.0.1.3/24"]
+    other = spec("api")
+    other["TaskTemplate"]["Networks"] = [{"Target": "net1"}]
+    assert sim.state.services[sim.create(other)]["Endpoint"]["VirtualIPs"] == [
+        {"NetworkID": "net1", "Addr": "10.0.1.4/24"}]  # neither the first service's nor its task's
+    assert sim.update(sid, lambda s: s["TaskTemplate"]["ContainerSpec"].update(Args=["sleep", "1"]))
+    assert sim.state.services[sid]["Endpoint"]["VirtualIPs"] == [vip]
+    assert sim.update(sid, lambda s: s.update(EndpointSpec={"Mode": "dnsrr"}))
+    assert "VirtualIPs" not in sim.state.services[sid]["Endpoint"]
+    assert sim.state.services[sid]["Endpoint"]["Spec"] == {"Mode": "dnsrr"}
+    assert _task(sim, sid, "t2", 2, live=[])["NetworksAttachments"][0]["Addresses"] == ["10.0.1.2/24"]
