@@ -250,6 +250,7 @@ class Agent:
     async def close(self) -> None:
         if self._overlay_sync is not None:
             self._overlay_sync.cancel()
+        await self.overlay.proxy.close()
         for job in list(self.busy.values()):
             job.cancel()
         await asyncio.gather(*self.busy.values(), return_exceptions=True)

@@ -233,10 +233,16 @@ def document(network: dict) -> dict:
 
 # -- the routing mesh ---------------------------------------------------------------
 INGRESS = "ingress"
+#: The service label choosing per-request balancing of its published ports (HTTP):
+#: ``refengine.mesh.balance=request`` (:mod:`.meshproxy`); else per connection.
+MESH_LABEL = "refengine.mesh.balance"
 #: docker's ingress network: the first /24 of the pool, the first VXLAN ID
 INGRESS_SUBNET, INGRESS_VNI = "10.0.0.0/24", 4096
 #: where swarm picks a published port a service did not name (swarmkit's dynamic range)
 PORT_RANGE = range(30000, 32768)
+#: The nodes' own ports (managers, gossip, VXLAN): a published port is taken on every
+#: address of every node, so one of these would capture the swarm's own traffic.
+RESERVED_PORTS = {"tcp": (2377, 7946), "udp": (4789, 7946)}
 
 
 def ingress_network() -> dict:
@@ -284,6 +290,9 @@ def resolve_ports(service: dict, services: list[dict]) -> list[dict]:
                                       and (protocol, n) not in mine), 0)
                     if not published:
                         raise NetworkError("ResourceExhausted", "no free port in the dynamic range 30000-32767")
+            elif published in RESERVED_PORTS.get(protocol, ()):
+                raise NetworkError("InvalidArgument", f"port '{published}' is the swarm's own "
+                                   f"({protocol}): publishing it would cut the nodes off from each other")
             elif (protocol, published) in taken:
                 other = taken[(protocol, published)]
                 raise NetworkError("InvalidArgument", f"port '{published}' is already in use by service "
@@ -348,7 +357,7 @@ def mesh_view(node_id: str, services: dict, tasks: dict, networks: dict) -> list
     >>> task = {"ID": "t1", "ServiceID": "s1", "DesiredState": "running", "Status": {"State": "running"},
     ...         "NetworksAttachments": [{"Network": {"ID": "n1"}, "Addresses": ["10.0.1.3/24"]}]}
     >>> mesh_view("a", {"s1": web}, {"t1": task}, {"n1": net})
-    [{'protocol': 'tcp', 'port': 8080, 'network': 'n1', 'source': '10.0.1.9', 'backends': ['10.0.1.3:80']}]
+    [{'protocol': 'tcp', 'port': 8080, 'network': 'n1', 'source': '10.0.1.9', 'backends': ['10.0.1.3:80'], 'balance': 'connection'}]
     """
     found = []
     for service_id, service in sorted(services.items()):
@@ -357,6 +366,8 @@ def mesh_view(node_id: str, services: dict, tasks: dict, networks: dict) -> list
         if net is None:
             continue
         source = (net.get("_lb") or {}).get(node_id)
+        # per connection (the kernel's nat rules), or per request for HTTP (meshproxy)
+        balance = "request" if (service["Spec"].get("Labels") or {}).get(MESH_LABEL) == "request" else "connection"
         addresses = []
         for task in sorted(tasks.values(), key=lambda t: t["ID"]):
             if task.get("ServiceID") != service_id or task.get("DesiredState") != "running" \
@@ -367,7 +378,8 @@ def mesh_view(node_id: str, services: dict, tasks: dict, networks: dict) -> list
         for port in ports:
             found.append({"protocol": port["Protocol"], "port": port["PublishedPort"], "network": net["ID"],
                           "source": str(ipaddress.ip_interface(source).ip) if source else "",
-                          "backends": [f"{a}:{port['TargetPort']}" for a in addresses]})
+                          "backends": [f"{a}:{port['TargetPort']}" for a in addresses],
+                          "balance": balance})
     return found
 
 

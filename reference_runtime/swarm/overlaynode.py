@@ -56,6 +56,7 @@ from ..errors import ContainerError
 from ..net import endpoints, firewall
 from ..net.netstore import MTU_OPTION, OVERLAY_LABEL as LABEL, NetworkStore
 from . import networks
+from .meshproxy import MeshProxy
 
 log = logging.getLogger("swarmd.overlay")
 
@@ -134,8 +135,8 @@ def mesh_rules(mesh: list[dict], bridges: dict[str, str]) -> str:
     pre, post = [], []
     for entry in mesh:
         bridge, backends, source = bridges.get(entry["network"]), entry["backends"], entry["source"]
-        if not bridge or not backends or not source:
-            continue
+        if not bridge or not backends or not source or entry.get("balance") == "request":
+            continue  # per-request ports are the mesh proxy's (meshproxy)
         proto, port = entry["protocol"], int(entry["port"])
         match = f"-p {proto} -m {proto} --dport {port}"
         for at, backend in enumerate(backends):
@@ -165,6 +166,7 @@ class OverlayNode:
         self._nat: dict[tuple[int, int], str] = {}
         #: the routing mesh's rules last loaded in the node's namespace
         self._mesh: str = ""
+        self.proxy = MeshProxy()
         self._lock = asyncio.Lock()
 
     async def _run(self, *argv: str, stdin: str | None = None) -> tuple[int, str]:
@@ -239,6 +241,7 @@ class OverlayNode:
                     nat[(int(ep["Pid"]), int(ep["PidStart"]))] = rules
             await self._load_nat(nat)
             await self._load_mesh(mesh, {i: n["Bridge"] for i, n in local.items()})
+            await self.proxy.apply([m for m in mesh if m["source"]])
             wanted = {entry["network"]["ID"] for entry in view.get("networks") or []}
             for network_id, net in local.items():
                 if network_id not in wanted and not store.endpoints(net["Id"]):

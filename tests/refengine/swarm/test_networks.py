@@ -137,3 +137,52 @@ def test_a_virtual_ip_is_kept_by_updates_never_given_to_a_task_and_freed_in_dnsr
     assert "VirtualIPs" not in sim.state.services[sid]["Endpoint"]
     assert sim.state.services[sid]["Endpoint"]["Spec"] == {"Mode": "dnsrr"}
     assert _task(sim, sid, "t2", 2, live=[])["NetworksAttachments"][0]["Addresses"] == ["10.0.1.2/24"]
+
+
+def test_published_ports_are_resolved_kept_refused_when_taken_or_the_swarms_own():
+    from reference_runtime.swarm.networks import NetworkError, resolve_ports
+
+    def service(sid, *ports):
+        return {"ID": sid, "Spec": {"Name": sid, "EndpointSpec": {"Ports": list(ports)}}}
+    web = service("s1", {"TargetPort": 80}, {"TargetPort": 53, "Protocol": "udp"})
+    web["Endpoint"] = {"Ports": resolve_ports(web, [])}
+    assert [(p["Protocol"], p["PublishedPort"]) for p in web["Endpoint"]["Ports"]] == [("tcp", 30000), ("udp", 30000)]
+    assert resolve_ports(web, [web]) == web["Endpoint"]["Ports"]  # an update keeps them
+    api = service("s2", {"TargetPort": 80})
+    assert resolve_ports(api, [web])[0]["PublishedPort"] == 30001
+    with pytest.raises(NetworkError, match="port '30000' is already in use by service 's1' \\(s1\\) as an ingress port"):
+        resolve_ports(service("s3", {"TargetPort": 80, "PublishedPort": 30000}), [web])
+    with pytest.raises(NetworkError, match="swarm's own"):
+        resolve_ports(service("s4", {"TargetPort": 80, "PublishedPort": 2377}), [])
+    with pytest.raises(NetworkError, match="invalid port"):
+        resolve_ports(service("s5", {"TargetPort": "80"}), [])
+    host = resolve_ports(service("s6", {"TargetPort": 80, "PublishedPort": 30000, "PublishMode": "host"}), [web])
+    assert host[0]["PublishMode"] == "host"  # host mode is the node's, not the mesh's
+
+
+def test_a_published_service_without_networks_is_on_ingress_and_each_node_gets_a_mesh_address():
+    from reference_runtime.swarm.networks import ingress_network, lb_commands, mesh_view
+
+    sim = Sim(nodes=2)
+    _apply(sim.state, {"op": "network.create", "id": "ing", "at": AT, "network": ingress_network()})
+    service = spec("web", 2)
+    service["EndpointSpec"] = {"Ports": [{"TargetPort": 8080, "PublishedPort": 8080}]}
+    sid = sim.create(service)
+    assert sim.state.services[sid]["Endpoint"]["Ports"] == [
+        {"Protocol": "tcp", "TargetPort": 8080, "PublishedPort": 8080, "PublishMode": "ingress"}]
+    task = _task(sim, sid, "t1", 1)
+    assert [a["Network"]["Spec"]["Name"] for a in task["NetworksAttachments"]] == ["ingress"]
+    commands = lb_commands(sim.state.nodes, sim.state.services, sim.state.networks)
+    assert sorted(c["node"] for c in commands) == sorted(sim.state.nodes) and {c["id"] for c in commands} == {"ing"}
+    for command in commands:
+        _apply(sim.state, command)
+    assert not lb_commands(sim.state.nodes, sim.state.services, sim.state.networks)
+    held = sim.state.networks["ing"]["_lb"]
+    task_ip = task["NetworksAttachments"][0]["Addresses"][0]
+    assert len(set(held.values())) == 2 and task_ip not in held.values()
+    assert _task(sim, sid, "t2", 2)["NetworksAttachments"][0]["Addresses"][0] not in held.values()
+    sim.state.tasks["t1"].update(DesiredState="running", Status={"State": "running"})
+    [entry] = mesh_view(sorted(sim.state.nodes)[0], sim.state.services, sim.state.tasks, sim.state.networks)
+    assert entry["backends"] == [f"{task_ip.split('/')[0]}:8080"] and entry["port"] == 8080
+    from reference_runtime.swarm.networks import document
+    assert document(sim.state.networks["ing"])["Ingress"] is True  # as docker's `network inspect ingress`
