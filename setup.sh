@@ -12,6 +12,7 @@ PACKAGES=(
     iptables uidmap python3-venv curl chromium gcc libc6-dev
     netavark aardvark-dns  # podman's network backend with name resolution (suites/network)
     docker-compose podman-compose  # suites/compose's subjects; docker-compose also ships the Compose schema
+    haproxy nginx wrk  # suites/ingress's balancers (run as child processes, never as services); wrk: the ingress bench
 )
 
 missing=()
@@ -23,6 +24,13 @@ if ((${#missing[@]})); then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The ingress suite runs haproxy and nginx as its own child processes on free
+# loopback ports: the system services apt may have started (port 80) stop here.
+for svc in nginx haproxy; do
+    if [[ -x /etc/init.d/$svc ]] && /etc/init.d/$svc status >/dev/null 2>&1; then
+        /etc/init.d/$svc stop >/dev/null 2>&1 || true
+    fi
+done
 
 if [[ ! -x .venv/bin/python ]]; then
     python3 -m venv .venv

@@ -25,11 +25,13 @@ from .progress import BenchProgress, plain_output, run_with_progress
 from .results import load_run
 
 REGISTRY_SUITES = ("registry",)
+#: Checked with --balancer (a load balancer in front of replicas), not against an engine.
+BALANCER_SUITES = ("ingress",)
 
 
 def engine_suites() -> list[str]:
     return sorted(p.name for p in SUITES_DIR.iterdir()
-                  if p.is_dir() and (p / "__init__.py").exists() and p.name not in REGISTRY_SUITES)
+                  if p.is_dir() and (p / "__init__.py").exists() and p.name not in REGISTRY_SUITES + BALANCER_SUITES)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -41,9 +43,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.cluster:  # a cluster is one set of daemons for the session: every worker would start its own
         subject += ["--cluster", args.cluster]
         args.jobs = 1
+    if args.balancer:  # one worker: the load runs must not compete for the 2 cores
+        subject += ["--balancer", args.balancer]
+        args.jobs = 1
     registry = [f"--registry={args.registry}"] if args.registry else []
     registry += [f"--registry-impl={args.registry_impl}"] if args.registry_impl else []
     suites = args.suites or (["swarm"] if args.cluster and not args.engine else [])
+    suites = suites or (list(BALANCER_SUITES) if args.balancer and not args.engine else [])
     suites = suites or ((list(REGISTRY_SUITES) if registry and not subject else [])
                         + (engine_suites() if subject or not registry else []))
     paths = []
@@ -64,7 +70,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     argv = [sys.executable, "-m", "pytest", *paths, *subject, *registry, "--report-dir", str(report_dir),
             "-p", "xdist", "-n", str(args.jobs), "-rfEsx", "--rootdir", str(SUITES_DIR.parent),
             # an installed wheel's rootdir is site-packages: no pyproject.toml, nothing written there
-            "-p", "no:cacheprovider"]
+            "-p", "no:cacheprovider",
+            # locust's plugin imports locust, which gevent-patches the process (pyproject's addopts
+            # say the same, but a wheel's run reads no pyproject)
+            "-p", "no:locust"]
     argv += ["-v"] if plain_output() else []
     print("$ " + " ".join(argv + args.pytest_args), flush=True)
     # CI: pytest -v's plain lines; a terminal: a live line per suite (conformance.progress)
@@ -110,6 +119,10 @@ def warn_unrequired_capabilities(args: argparse.Namespace) -> None:
         profiles.append(profile_by_name(args.engine or os.environ.get("CONFORMANCE_ENGINE") or DEFAULT_ENGINE))
     if args.registry_impl:
         profiles.append(registry_profile_by_name(args.registry_impl))
+    if args.balancer:
+        from .balancer_profile import balancer_profile_by_name
+
+        profiles.append(balancer_profile_by_name(args.balancer))
     for profile in profiles:
         unrequired = unrequired_capabilities(profile)
         if unrequired:
@@ -238,6 +251,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--registry", help="registry URL to check")
     run.add_argument("--registry-impl", help="registry the suite starts itself (fixtures/registries/NAME.toml)")
     run.add_argument("--cluster", help="a multi-node cluster the swarm suite starts itself (docker); one worker")
+    run.add_argument("--balancer", help="load balancer for suites/ingress (fixtures/balancers/NAME.toml); one worker")
     run.add_argument("-n", "--jobs", type=int, default=2, help="parallel pytest workers (default 2)")
     run.add_argument("--report-dir", help=f"results directory (default {REPORTS_DIR})")
     run.add_argument("suites", nargs="*", help="suite names (default: every suite for the subject)")
@@ -257,7 +271,7 @@ def parser() -> argparse.ArgumentParser:
     ben = sub.add_parser("bench", help="benchmark engines and registries side by side")
     ben.add_argument("--rounds", type=int, default=15)
     ben.add_argument("--warmup", type=int, default=2)
-    ben.add_argument("--only", help="comma-separated areas: start,build,registry,network,swarm")
+    ben.add_argument("--only", help="comma-separated areas: start,build,registry,network,swarm,ingress")
     ben.add_argument("--out", help=f"where bench JSON/SVG go (default {REPORTS_DIR})")
     ben.set_defaults(func=cmd_bench)
     dif = sub.add_parser("diff", help="compare two results files: regressions, improvements, other changes",

@@ -54,7 +54,8 @@ class SwarmMeshSubject(Subject):
         self.created = True
         self._docker("service", "create", "--detach", "--no-resolve-image", "--name", self.service,
                      "--replicas", str(replicas), "--publish", f"target={TARGET_PORT}", *HEALTH,
-                     "--update-order", "start-first", "--update-parallelism", "1", "--update-delay", "1s",
+                     "--update-order", "start-first", "--update-parallelism", "1", "--update-delay", "0s",
+                     "--update-monitor", "1s",
                      "--stop-grace-period", "5s", *labels, self.image, *HTTPD)
         endpoint = self._inspect().get("Endpoint") or {}
         ports = [p["PublishedPort"] for p in endpoint.get("Ports") or [] if p.get("TargetPort") == TARGET_PORT]

@@ -11,4 +11,5 @@ pytest_plugins = [
     "conformance.engine_plugin",  # --engine, the engine and test_image fixtures
     "conformance.registry_plugin",  # --registry/--registry-impl, the registry fixtures
     "conformance.cluster",  # --cluster/--cluster-nodes, the cluster fixture (suites/swarm)
+    "conformance.balancer_plugin",  # --balancer/--balancer-profile, the balancer fixture (suites/ingress)
 ]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -161,6 +162,10 @@ def latest_runs(directory: Path) -> list[Run]:
 
 
 def write_report(runs: list[Run], out: Path, *, bench: Bench | None = None) -> Path:
+    """Write the report through a temporary file and a rename: two runs that end at
+    once (CI runs the swarm suites side by side) never leave a half-written page."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_html(merge(runs), bench=bench))
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp.write_text(render_html(merge(runs), bench=bench))
+    os.replace(tmp, out)
     return out

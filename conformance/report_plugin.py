@@ -9,6 +9,7 @@ pytest-xdist, where only the controller writes files.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -44,7 +45,8 @@ def _report_dir(config: pytest.Config) -> Path:
 
 def _subject_option(config: pytest.Config) -> str | None:
     """The subject named on the command line, for the JUnit file name."""
-    for opt in ("engine", "engine_profile", "registry", "registry_impl", "registry_profile"):
+    for opt in ("engine", "engine_profile", "registry", "registry_impl", "registry_profile", "balancer",
+                "balancer_profile", "cluster"):
         value = getattr(config.option, opt, None)
         if value:
             return Path(value).stem if opt.endswith("_profile") else value
@@ -170,6 +172,9 @@ class ResultsRecorder:
             out = _report_dir(self.config)
             out.mkdir(parents=True, exist_ok=True)
             path = out / f"{_slug(kind)}-{_slug(name)}-{self.stamp}.json"
-            path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+            # not "*.json" until whole: another run's report (side by side in CI) reads them all
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+            os.replace(tmp, path)
             written.append(path)
         return written

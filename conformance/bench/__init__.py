@@ -25,6 +25,7 @@ CASE_MODULES = {
     "registry": "conformance.bench.registry",
     "network": "conformance.bench.network",
     "swarm": "conformance.bench.swarm",
+    "ingress": "conformance.bench.ingress",
 }
 
 
