@@ -178,6 +178,18 @@ def http_body(url: str, timeout: float = 2.0) -> str | None:
         return None
 
 
+def stop_process(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM, then SIGKILL after ``timeout`` seconds; reaped either way."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)
+
+
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
     """Poll ``predicate`` until it returns something true (bounded); SubjectFailed after ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -461,13 +473,7 @@ class ProxySubject(Subject):
             self._update.join(timeout=RELOAD_TIMEOUT * 3)
         leftovers = []
         for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=5)
+            stop_process(process, 5)
         self.processes.clear()
         leftovers += self.backends.remove(list(self.backends.containers))
         shutil.rmtree(self.dir, ignore_errors=True)

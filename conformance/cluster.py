@@ -838,27 +838,34 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
             + (f", rebuilt {timings['rebuilds']} times after crashes" if timings.get("rebuilds") else ""))
 
 
-@pytest.fixture(scope="session")
-def cluster(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> DockerCluster:
-    """The running cluster (``--cluster``), with the offline test image loaded on every node."""
-    if os.geteuid() != 0:
-        pytest.skip("a cluster needs root (namespaces, bridges, dockerd)")
-    kind = pytestconfig.getoption("cluster")
+def start_cluster(kind: str, size: int, images_dir: Path) -> DockerCluster:
+    """A started cluster of ``kind`` (CLUSTER_KINDS) with the offline test image loaded on
+    every node; whatever fails, what was made is removed before the error propagates."""
     if kind == "refengine":
         from .refcluster import RefengineCluster as kind_class
     else:
         kind_class = DockerCluster
-    started = kind_class(pytestconfig.getoption("cluster_nodes"), profile=profile_by_name(CLUSTER_KINDS[kind]["engine"]))
+    started = kind_class(size, profile=profile_by_name(CLUSTER_KINDS[kind]["engine"]))
     started.start()
     try:
         began = time.monotonic()
-        images, docker_archive, _ = testimage.write_archives(tmp_path_factory.mktemp("cluster-image"))
+        images, docker_archive, _ = testimage.write_archives(images_dir)
         started.load_image(docker_archive)
         started.images = images
         started.timings["image"] = time.monotonic() - began
     except BaseException:
         started.stop()
         raise
+    return started
+
+
+@pytest.fixture(scope="session")
+def cluster(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> DockerCluster:
+    """The running cluster (``--cluster``), with the offline test image loaded on every node."""
+    if os.geteuid() != 0:
+        pytest.skip("a cluster needs root (namespaces, bridges, dockerd)")
+    started = start_cluster(pytestconfig.getoption("cluster"), pytestconfig.getoption("cluster_nodes"),
+                            tmp_path_factory.mktemp("cluster-image"))
     yield started
     leftovers = started.stop()
     pytestconfig.stash[TIMINGS_KEY] = {"nodes": started.size, **started.timings}

@@ -22,11 +22,10 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
-import time
 
 from .balancer_profile import BalancerProfile
 from .balancers import Subject, SubjectFailed, wait_until
-from .cluster import CLUSTER_KINDS, DockerCluster
+from .cluster import CLUSTER_KINDS, DockerCluster, start_cluster
 
 #: The port the replicas' httpd listens on in their containers.
 TARGET_PORT = 8080
@@ -175,27 +174,9 @@ class SwarmMeshSubject(Subject):
 
 
 def session_cluster(profile: BalancerProfile, images_dir) -> DockerCluster:
-    """The cluster a swarm-mesh profile names, started with the test image loaded on
-    every node (the caller stops it at the end of the session)."""
-    from . import testimage
-    from .profile import profile_by_name
-
+    """The 3-node cluster a swarm-mesh profile names (``settings.cluster``), started with
+    the test image loaded on every node (the caller stops it at the end of the session)."""
     kind = profile.settings.get("cluster", "refengine")
     if kind not in CLUSTER_KINDS:
         raise SubjectFailed(f"unknown cluster {kind!r} in balancer profile {profile.name}")
-    if kind == "refengine":
-        from .refcluster import RefengineCluster as kind_class
-    else:
-        kind_class = DockerCluster
-    cluster = kind_class(3, profile=profile_by_name(CLUSTER_KINDS[kind]["engine"]))
-    cluster.start()
-    try:
-        began = time.monotonic()
-        images, docker_archive, _ = testimage.write_archives(images_dir)
-        cluster.load_image(docker_archive)
-        cluster.images = images
-        cluster.timings["image"] = time.monotonic() - began
-    except BaseException:
-        cluster.stop()
-        raise
-    return cluster
+    return start_cluster(kind, 3, images_dir)

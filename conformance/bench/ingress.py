@@ -64,7 +64,7 @@ from typing import Callable
 from .. import testimage
 from ..balancer_profile import BalancerProfile, balancer_profile_by_name
 from ..balancers import (DOCKER, HAPROXY, NGINX, Backends, HaproxySubject, NginxSubject, Subject, SubjectFailed,
-                         free_port, http_body, wait_until)
+                         free_port, http_body, stop_process, wait_until)
 from ..cluster import ClusterFailed, DockerCluster
 from ..engine import EngineCallFailed
 from ..errors import ConformanceError
@@ -449,14 +449,8 @@ http {{
 
     def close(self) -> list[str]:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return []
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        if process is not None:
+            stop_process(process, 10)
         return []
 
 

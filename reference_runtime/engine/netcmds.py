@@ -82,7 +82,8 @@ def cmd_network_create(root: Root, p: Parsed) -> int:
     options = _options(p.opts.get("opt") or [])
     if options.get("com.docker.network.bridge.enable_icc", "true") not in ("true", "false"):
         raise ContainerError("invalid value for com.docker.network.bridge.enable_icc: true or false")
-    if netstore.MTU_OPTION in options and not options[netstore.MTU_OPTION].strip().lstrip("-").isdigit():
+    if netstore.MTU_OPTION in options and not (options[netstore.MTU_OPTION].isascii()  # "²" is no int
+                                                and options[netstore.MTU_OPTION].strip().lstrip("-").isdigit()):
         value = options[netstore.MTU_OPTION]  # dockerd's words: it parses the value with Go's strconv.Atoi
         raise ContainerError(f'failed to parse {netstore.MTU_OPTION} value: {value} '
                              f'(strconv.Atoi: parsing "{value}": invalid syntax)')

@@ -237,7 +237,8 @@ MTU_OPTION = "com.docker.network.driver.mtu"
 def mtu(net: dict) -> int:
     """The MTU a network gives its containers' interfaces; 0: the kernel's default."""
     value = str(net["Options"].get(MTU_OPTION, "")).strip()
-    return int(value) if value.lstrip("-").isdigit() and int(value) > 0 else 0
+    # ASCII digits only: "²" is a digit to str.isdigit() but not to int()
+    return int(value) if value.isascii() and value.lstrip("-").isdigit() and int(value) > 0 else 0
 
 
 def icc(net: dict) -> bool:

@@ -24,6 +24,7 @@ import sys
 from dataclasses import dataclass
 
 from ..engine.state import Root, rfc3339
+from ..errors import ContainerError
 from . import overlaynode, taskspec
 from .state import RANK
 
@@ -218,10 +219,11 @@ class Agent:
             self._observe(task, container)
 
     async def _fail_unhealthy(self, task: dict, container: Container) -> None:
-        await self._stop(task, container, report=False)
-        after = self.containers().get(task["ID"]) or container
-        self._update(task["ID"], "failed", "started", err="task: container unhealthy", exit_code=after.exit_code,
-                     container=after)
+        # reported before the stop, as docker's executor fails the task first: every node
+        # takes it out of its rotation (within ROTATION_DRAIN), not after its stop grace
+        # period with new connections still sent to a stopping container
+        self._update(task["ID"], "failed", "started", err="task: container unhealthy", container=container)
+        await self._stop(task, container, drain=True, report=False)
 
     async def _stop(self, task: dict, container: Container, *, drain: bool = False, report: bool = True) -> None:
         if drain:
@@ -246,6 +248,13 @@ class Agent:
         """Leaving the swarm: every task container of this node goes (docker does the same)."""
         await asyncio.gather(*self.busy.values(), return_exceptions=True)
         await asyncio.gather(*(self._remove(c) for c in self.containers().values()))
+        # and the node's part of the overlays and the routing mesh (an empty view): a node
+        # that left would otherwise keep taking the published ports into the swarm's overlays
+        self.overlay.view = {}
+        try:
+            await self.overlay.sync(force=True)
+        except (ContainerError, OSError) as exc:  # the node leaves all the same
+            log.warning("overlays of a node that leaves: %s", exc)
 
     async def close(self) -> None:
         if self._overlay_sync is not None:

@@ -10,9 +10,10 @@ on a connection of its own from the node's address on the service's network
 (so the task's reply comes back to this node). A task that refuses or drops
 the connection before answering (killed, stopping) costs a retry on the next
 task, not a failed request: a request whose response has begun is never
-retried. The proxy runs in the node daemon's event loop (aiohttp's server and
-client, whose HTTP parsers are in C); :class:`MeshProxy.apply` follows the
-managers' view after every heartbeat.
+retried, nor one a task is slow to answer (504: it may still be at work); an
+answer is passed on as it comes. The proxy runs in the node daemon's event
+loop (aiohttp's server and client, whose HTTP parsers are in C);
+:class:`MeshProxy.apply` follows the managers' view after every heartbeat.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ RESPONSE_TIMEOUT = 60.0
 #: The largest request body the proxy takes (it holds a request in memory to be
 #: able to send it again to another task): larger ones are refused with 413.
 MAX_BODY = 8 * 1024 * 1024
+#: How much of a task's answer the proxy holds at a time (answers are streamed).
+CHUNK = 64 * 1024
 #: Hop-by-hop headers (RFC 9110 7.6.1): they belong to one connection, not to the message.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
                         "upgrade", "host", "content-length"})
@@ -134,16 +137,34 @@ class MeshProxy:
         session, last = self._session(served), "no running task"
         for backend in served.order():
             try:
-                async with session.request(request.method, f"http://{backend}{request.rel_url}", headers=headers,
-                                           data=body or None, allow_redirects=False) as answer:
-                    content = await answer.read()
+                answer = await session.request(request.method, f"http://{backend}{request.rel_url}",
+                                               headers=headers, data=body or None, allow_redirects=False)
             except (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError) as exc:
                 # refused, reset or closed before an answer: nothing reached the client yet, so
                 # the request goes to the next task, if it was not sent or is safe to repeat
                 last = f"{backend}: {exc.__class__.__name__}"
-                if isinstance(exc, aiohttp.ClientConnectorError) or request.method in IDEMPOTENT:
+                if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
+                    continue  # never connected: the request did not leave
+                if isinstance(exc, asyncio.TimeoutError):
+                    # a slow task, not a gone one: it may still be doing the work, and each next
+                    # task would get the same request and the same wait (N x RESPONSE_TIMEOUT)
+                    return web.Response(status=504, text=f"no task answered in time ({last})\n")
+                if request.method in IDEMPOTENT:
                     continue
                 break
-            kept = [(k, v) for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP]
-            return web.Response(status=answer.status, reason=answer.reason, headers=kept, body=content)
+            try:
+                # The answer has begun: it goes to the client as it comes, never held whole (a
+                # task's large download would fill the node daemon's memory) and never retried;
+                # a task that fails in the middle cuts the client's connection (aiohttp).
+                kept = [(k, v) for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP]
+                reply = web.StreamResponse(status=answer.status, reason=answer.reason, headers=kept)
+                if answer.content_length is not None:
+                    reply.content_length = answer.content_length
+                await reply.prepare(request)
+                async for chunk in answer.content.iter_chunked(CHUNK):
+                    await reply.write(chunk)
+                await reply.write_eof()
+                return reply
+            finally:
+                answer.release()
         return web.Response(status=502 if served.backends else 503, text=f"no task answered ({last})\n")

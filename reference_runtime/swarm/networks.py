@@ -210,6 +210,11 @@ def in_use(network: dict, services: list[dict], tasks: list[dict]) -> str:
     for service in services:
         if uses(service["Spec"].get("TaskTemplate", {}).get("Networks")):
             return f"network {network['ID']} is in use by service {service['ID']}"
+        if network["Spec"].get("Ingress") and ingress_ports(service) and \
+                not (service["Spec"].get("TaskTemplate") or {}).get("Networks"):
+            # its published ports reach its tasks on ingress (task_targets), also while none
+            # runs: without it they would silently be published nowhere (swarmkit's words)
+            return f"ingress network cannot be removed because service {service['ID']} depends on it"
     for task in tasks:
         if _held(task) and any(a["Network"]["ID"] == network["ID"] for a in task.get("NetworksAttachments") or []):
             return f"network {network['ID']} is in use by task {task['ID']}"
@@ -240,9 +245,11 @@ MESH_LABEL = "refengine.mesh.balance"
 INGRESS_SUBNET, INGRESS_VNI = "10.0.0.0/24", 4096
 #: where swarm picks a published port a service did not name (swarmkit's dynamic range)
 PORT_RANGE = range(30000, 32768)
-#: The nodes' own ports (managers, gossip, VXLAN): a published port is taken on every
-#: address of every node, so one of these would capture the swarm's own traffic.
-RESERVED_PORTS = {"tcp": (2377, 7946), "udp": (4789, 7946)}
+#: The nodes' own ports (managers, gossip, VXLAN, and 53: refengine's embedded DNS
+#: listens on each bridge's gateway, an address of the node, where docker's is inside
+#: the container): a published port is taken on every address of every node, so one of
+#: these would capture the swarm's own traffic, or every container's DNS queries.
+RESERVED_PORTS = {"tcp": (53, 2377, 7946), "udp": (53, 4789, 7946)}
 
 
 def ingress_network() -> dict:
@@ -255,10 +262,11 @@ def ingress_ports(service: dict) -> list[dict]:
             if p.get("PublishMode", "ingress") == "ingress" and p.get("PublishedPort")]
 
 
-def resolve_ports(service: dict, services: list[dict]) -> list[dict]:
+def resolve_ports(service: dict, services: list[dict], nodes: list[dict] = ()) -> list[dict]:
     """``Endpoint.Ports`` for the spec's ``EndpointSpec.Ports``: an ingress port keeps the
     published port it names, or the one it had, or gets the lowest free one of
-    30000-32767; one published port (and protocol) belongs to one service.
+    30000-32767; one published port (and protocol) belongs to one service, none is one
+    of the nodes' own (RESERVED_PORTS, the managers' ports of ``nodes``).
 
     >>> web = {"ID": "s1", "Spec": {"Name": "web", "EndpointSpec": {"Ports": [{"TargetPort": 8080}]}}}
     >>> resolve_ports(web, [])
@@ -273,26 +281,33 @@ def resolve_ports(service: dict, services: list[dict]) -> list[dict]:
              for p in ingress_ports(s)}
     had = {(p.get("Protocol", "tcp"), p.get("TargetPort")): p.get("PublishedPort")
            for p in ingress_ports(service)}
+    reserved = {(protocol, port) for protocol, ports in RESERVED_PORTS.items() for port in ports}
+    # a manager listening elsewhere than 2377 (--listen-addr) is as much the swarm's own
+    reserved |= {("tcp", int(addr.rpartition(":")[2])) for addr in
+                 ((n.get("ManagerStatus") or {}).get("Addr") or "" for n in nodes) if addr.rpartition(":")[2].isdigit()}
     resolved: list[dict] = []
+    mine: set = set()  # kept as it grows: a spec may name tens of thousands of ports
     for port in ((service["Spec"].get("EndpointSpec") or {}).get("Ports") or []):
         protocol, mode = port.get("Protocol") or "tcp", port.get("PublishMode") or "ingress"
         target, published = port.get("TargetPort"), port.get("PublishedPort") or 0
+        # not a bool (an int to Python): "true" would reach every node's nat rules as
+        # "ADDR:True", and one iptables-restore carries the whole mesh
         if not isinstance(target, int) or not 0 < target < 65536 or not isinstance(published, int) \
+                or isinstance(target, bool) or isinstance(published, bool) \
                 or not 0 <= published < 65536 or protocol not in ("tcp", "udp", "sctp") \
                 or mode not in ("ingress", "host"):
             raise NetworkError("InvalidArgument", f"invalid port {port}")
         if mode == "ingress":
-            mine = {(r["Protocol"], r["PublishedPort"]) for r in resolved}
             if not published:
                 published = had.get((protocol, target)) or 0
                 if not published or (protocol, published) in taken or (protocol, published) in mine:
                     published = next((n for n in PORT_RANGE if (protocol, n) not in taken
-                                      and (protocol, n) not in mine), 0)
+                                      and (protocol, n) not in mine and (protocol, n) not in reserved), 0)
                     if not published:
                         raise NetworkError("ResourceExhausted", "no free port in the dynamic range 30000-32767")
-            elif published in RESERVED_PORTS.get(protocol, ()):
+            elif (protocol, published) in reserved:
                 raise NetworkError("InvalidArgument", f"port '{published}' is the swarm's own "
-                                   f"({protocol}): publishing it would cut the nodes off from each other")
+                                   f"({protocol}): publishing it would capture the nodes' own traffic")
             elif (protocol, published) in taken:
                 other = taken[(protocol, published)]
                 raise NetworkError("InvalidArgument", f"port '{published}' is already in use by service "
@@ -301,6 +316,7 @@ def resolve_ports(service: dict, services: list[dict]) -> list[dict]:
                 raise NetworkError("InvalidArgument", f"duplicate published port provided: {published}")
         resolved.append({"Protocol": protocol, "TargetPort": target, "PublishedPort": published,
                          "PublishMode": mode})
+        mine.add((protocol, published))
     return resolved
 
 

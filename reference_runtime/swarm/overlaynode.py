@@ -135,9 +135,9 @@ def mesh_rules(mesh: list[dict], bridges: dict[str, str]) -> str:
     pre, post = [], []
     for entry in mesh:
         bridge, backends, source = bridges.get(entry["network"]), entry["backends"], entry["source"]
-        if not bridge or not backends or not source or entry.get("balance") == "request":
-            continue  # per-request ports are the mesh proxy's (meshproxy)
         proto, port = entry["protocol"], int(entry["port"])
+        if not bridge or not backends or not source or (entry.get("balance") == "request" and proto == "tcp"):
+            continue  # per-request ports are the mesh proxy's (meshproxy: HTTP, so TCP ones only)
         match = f"-p {proto} -m {proto} --dport {port}"
         for at, backend in enumerate(backends):
             left = len(backends) - at
@@ -249,9 +249,16 @@ class OverlayNode:
             self._applied = stamp
 
     async def _ensure_address(self, net: dict, address: str) -> None:
-        """This node's own address on the network's bridge (the mesh's source address)."""
+        """This node's own address on the network's bridge (the mesh's source address), and
+        no other but the gateway: one it held under an earlier node ID (a leave and a join)
+        is free in the store again and may be a task's by now."""
         _, shown = await self._run("ip", "-o", "-4", "addr", "show", "dev", net["Bridge"])
-        if f" {address} " not in shown:
+        held = {words[words.index("inet") + 1] for words in map(str.split, shown.splitlines()) if "inet" in words}
+        gateway = net["IPAM"]["Config"][0]["Gateway"]
+        for stale in sorted(held - {address}):
+            if stale.split("/")[0] != gateway:
+                await self._run("ip", "addr", "del", stale, "dev", net["Bridge"])
+        if address not in held:
             status, out = await self._run("ip", "addr", "add", address, "dev", net["Bridge"])
             if status != 0:
                 log.warning("mesh address %s on %s: %s", address, net["Bridge"], out.strip())

@@ -42,7 +42,8 @@ op                     other keys
                        of its node); not version-guarded (when a node was
                        last heard from is the leader's, not replicated)
 ``node.manager``       id, at, status {Leader, Reachability, Addr} | None
-``node.remove``        id, at, force?; its unfinished tasks become orphaned
+``node.remove``        id, at, force?; its unfinished tasks become orphaned,
+                       its routing-mesh addresses (``_lb``) free
 ``service.create``     id, at, spec
 ``service.update``     id, version, at, spec (the whole new Spec); or
                        ``rollback: true`` (spec ignored) to swap Spec and
@@ -460,6 +461,13 @@ def _node_remove(tx: _Tx, c: dict) -> str:
             task["Status"] = {"Timestamp": c["at"], "State": "orphaned",
                               "Message": "Task belonged to a node that has been deleted"}
             tx.put("tasks", task, c["at"])
+    for seen in tx.view("networks"):
+        if node["ID"] in (seen.get("_lb") or {}):
+            # its routing-mesh address is free again: a node joins with a new ID each time,
+            # so addresses kept for removed ones would fill the network (no task address left)
+            network = tx.get("networks", seen["ID"])
+            del network["_lb"][node["ID"]]
+            tx.put("networks", network, None)
     tx.delete("nodes", node["ID"])
     return node["ID"]
 
@@ -559,7 +567,7 @@ def _endpoint(tx: _Tx, service: dict) -> None:
     its virtual IPs (chosen here, in the command, so every manager picks the same)."""
     try:
         vips = virtual_ips(service, tx.view("networks"), tx.view("tasks"), tx.view("services"))
-        ports = resolve_ports(service, tx.view("services"))
+        ports = resolve_ports(service, tx.view("services"), tx.view("nodes"))
     except NetworkError as exc:
         raise StoreError(exc.code, exc.desc) from None
     endpoint = {k: v for k, v in (service.get("Endpoint") or {}).items() if k not in ("VirtualIPs", "Ports")}
