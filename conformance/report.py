@@ -163,7 +163,7 @@ def latest_runs(directory: Path) -> list[Run]:
 
 def write_report(runs: list[Run], out: Path, *, bench: Bench | None = None) -> Path:
     """Write the report through a temporary file and a rename: two runs that end at
-    once (CI runs the swarm suites side by side) never leave a half-written page."""
+    once (two `conformance run` in parallel) never leave a half-written page."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     tmp.write_text(render_html(merge(runs), bench=bench))

@@ -172,7 +172,7 @@ class ResultsRecorder:
             out = _report_dir(self.config)
             out.mkdir(parents=True, exist_ok=True)
             path = out / f"{_slug(kind)}-{_slug(name)}-{self.stamp}.json"
-            # not "*.json" until whole: another run's report (side by side in CI) reads them all
+            # not "*.json" until whole: the report of another run in parallel reads them all
             tmp = path.with_name(f".{path.name}.tmp")
             tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
             os.replace(tmp, path)
