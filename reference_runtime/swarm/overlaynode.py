@@ -75,6 +75,22 @@ def vxlan_name(vni: int) -> str:
     return f"cftvx{vni}"
 
 
+def round_robin(head: str, backends: list[str]) -> list[str]:
+    """DNAT rules (each begins with ``head``) sending new connections to ``backends`` in
+    turn: the first takes every N-th, the next every (N-1)-th of the rest, ..., the last
+    the remainder (``statistic --mode nth``; nat rules see only a connection's first packet).
+
+    >>> round_robin("-A C", ["a", "b"])
+    ['-A C -m statistic --mode nth --every 2 --packet 0 -j DNAT --to-destination a', '-A C -j DNAT --to-destination b']
+    """
+    rules = []
+    for at, backend in enumerate(backends):
+        left = len(backends) - at
+        nth = f" -m statistic --mode nth --every {left} --packet 0" if left > 1 else ""
+        rules.append(f"{head}{nth} -j DNAT --to-destination {backend}")
+    return rules
+
+
 def nat_rules(vips: dict[str, list[str]]) -> str:
     """``iptables-restore`` input for a task container's whole nat table: each virtual IP
     balanced round robin per connection between its tasks (``statistic --mode nth``:
@@ -101,10 +117,7 @@ def nat_rules(vips: dict[str, list[str]]) -> str:
         chain = f"CFT-VIP-{index}"
         lines.append(f":{chain} - [0:0]")
         rules.append(f"-A OUTPUT -d {vip}/32 -j {chain}")
-        for at, backend in enumerate(backends):
-            left = len(backends) - at
-            match = f"-m statistic --mode nth --every {left} --packet 0 " if left > 1 else ""
-            rules.append(f"-A {chain} {match}-j DNAT --to-destination {backend}")
+        rules += round_robin(f"-A {chain}", backends)
     return "\n".join([*lines, *rules, "COMMIT", ""])
 
 
@@ -138,11 +151,7 @@ def mesh_rules(mesh: list[dict], bridges: dict[str, str]) -> str:
         proto, port = entry["protocol"], int(entry["port"])
         if not bridge or not backends or not source or (entry.get("balance") == "request" and proto == "tcp"):
             continue  # per-request ports are the mesh proxy's (meshproxy: HTTP, so TCP ones only)
-        match = f"-p {proto} -m {proto} --dport {port}"
-        for at, backend in enumerate(backends):
-            left = len(backends) - at
-            nth = f" -m statistic --mode nth --every {left} --packet 0" if left > 1 else ""
-            pre.append(f"-A {MESH_CHAIN} {match}{nth} -j DNAT --to-destination {backend}")
+        pre += round_robin(f"-A {MESH_CHAIN} -p {proto} -m {proto} --dport {port}", backends)
         post.append(f"-A {MESH_POST} -o {bridge} -p {proto} -m conntrack --ctstate DNAT --ctorigdstport {port} "
                     f"-j SNAT --to-source {source}")
     return "\n".join(["*nat", f":{MESH_CHAIN} - [0:0]", f":{MESH_POST} - [0:0]", *pre, *post, "COMMIT", ""])
