@@ -65,7 +65,7 @@ def describe_balancer(config: pytest.Config, name: str) -> dict:
             version = lines[0] if lines else ""
         except (OSError, subprocess.TimeoutExpired) as exc:
             version = f"unknown ({exc})"
-    return {"version": version, "kind": profile.kind, "keepalive": profile.keepalive,
+    return {"version": version, "kind": profile.kind, "keepalive": profile.keepalive, "choice": profile.choice,
             "profile": str(profile.path or ""), "capabilities": sorted(profile.capabilities),
             "deviations": {k: d.describe() for k, d in profile.deviations.items()}}
 
@@ -108,7 +108,7 @@ def balancer_image(balancer_profile: BalancerProfile, tmp_path_factory: pytest.T
 
 @pytest.fixture(scope="session")
 def balancer_cluster(balancer_profile: BalancerProfile, tmp_path_factory: pytest.TempPathFactory):
-    """The swarm a ``swarm-mesh`` subject runs on (conformance/meshsubject.py): started at
+    """The swarm a ``swarm-mesh`` or ``swarm-dnsrr`` subject runs on (conformance/meshsubject.py): started at
     the first check that needs it, stopped after the session (also when a check failed)."""
     from .cluster import ClusterFailed
     from .meshsubject import session_cluster
@@ -123,16 +123,16 @@ def balancer_cluster(balancer_profile: BalancerProfile, tmp_path_factory: pytest
 @pytest.fixture
 def balancer(request: pytest.FixtureRequest, balancer_profile: BalancerProfile) -> Subject:
     """The subject with :data:`REPLICAS` replicas answering; removed after the check."""
-    if balancer_profile.kind == "swarm-mesh":
-        from .meshsubject import SwarmMeshSubject
+    from .meshsubject import SWARM_SUBJECTS
 
+    if balancer_profile.kind in SWARM_SUBJECTS:
         cluster = request.getfixturevalue("balancer_cluster")
-        subject = SwarmMeshSubject(balancer_profile, cluster.images["base"].ref, cluster)
+        subject = SWARM_SUBJECTS[balancer_profile.kind](balancer_profile, cluster.images["base"].ref, cluster)
     else:
         kind = SUBJECT_KINDS.get(balancer_profile.kind)
         if kind is None:
             raise SubjectFailed(f"no subject class for balancer kind {balancer_profile.kind!r} yet "
-                                f"(known: {', '.join([*SUBJECT_KINDS, 'swarm-mesh'])})")
+                                f"(known: {', '.join([*SUBJECT_KINDS, *SWARM_SUBJECTS])})")
         subject = kind(balancer_profile, request.getfixturevalue("balancer_image"))
     try:
         subject.start(REPLICAS)

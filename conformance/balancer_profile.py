@@ -8,6 +8,7 @@ names::
     kind = "haproxy"                 # which Subject class starts it (balancers.SUBJECT_KINDS)
     description = "Debian's haproxy 2.6 in front of docker containers"
     keepalive = "per-request"        # how a keep-alive client is balanced (below)
+    choice = "round-robin"           # how a new connection's replica is chosen (below)
     capabilities = ["ingress-balance", "ingress-scale", ...]
     [settings]                       # handed to the subject class as is (strings, numbers, booleans)
     replicas = 3
@@ -21,10 +22,17 @@ balanced on its own, so a keep-alive client is spread like any other) or
 ``"per-connection"`` (an L4 balancer such as IPVS: the connection is bound to
 one replica, so all of a keep-alive client's requests go there, moby#25325).
 
+``choice`` documents how the subject picks the replica of a new connection:
+``"round-robin"`` (the default: each replica in turn) or ``"random"`` (docker's
+embedded DNS shuffles a dnsrr service's addresses in every answer, and a client
+connects to the first one that answers: libnetwork's ``shuffleAddr``). Over
+thousands of requests both are fair; over the handful of connections of
+keep-alive users only round robin is sure to reach every replica.
+
 >>> p = parse_balancer_profile('name = "b"\\nkind = "haproxy"\\nkeepalive = "per-request"\\n'
 ...                            'capabilities = ["ingress-balance"]')
->>> p.has("ingress-balance"), p.has("ingress-drain"), p.keepalive
-(True, False, 'per-request')
+>>> p.has("ingress-balance"), p.has("ingress-drain"), p.keepalive, p.choice
+(True, False, 'per-request', 'round-robin')
 """
 
 from __future__ import annotations
@@ -61,8 +69,9 @@ KNOWN_CAPABILITIES = frozenset(
 #: maps each to its class; "swarm-mesh" is a swarm's routing mesh).
 KNOWN_KINDS = frozenset({"haproxy", "nginx", "swarm-mesh", "swarm-dnsrr"})
 KEEPALIVE_MODES = ("per-request", "per-connection")
+CHOICES = ("round-robin", "random")
 
-_KEYS = {"name", "kind", "description", "keepalive", "capabilities", "settings", "deviations"}
+_KEYS = {"name", "kind", "description", "keepalive", "choice", "capabilities", "settings", "deviations"}
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,7 @@ class BalancerProfile:
     name: str
     kind: str
     keepalive: str
+    choice: str = "round-robin"
     capabilities: frozenset[str] = frozenset()
     settings: Mapping[str, object] = field(default_factory=dict)
     deviations: Mapping[str, Deviation] = field(default_factory=dict)
@@ -106,6 +116,10 @@ def parse_balancer_profile(text: str, *, source: str = "<balancer profile>") -> 
     if keepalive not in KEEPALIVE_MODES:
         raise ConformanceError(f"{source}: 'keepalive' must be one of {', '.join(KEEPALIVE_MODES)} "
                                f"(how a keep-alive client is balanced), not {keepalive!r}")
+    choice = data.get("choice", "round-robin")
+    if choice not in CHOICES:
+        raise ConformanceError(f"{source}: 'choice' must be one of {', '.join(CHOICES)} "
+                               f"(how a new connection's replica is chosen), not {choice!r}")
     settings = data.get("settings", {})
     if not isinstance(settings, dict) or not all(isinstance(v, (str, int, float, bool)) for v in settings.values()):
         raise ConformanceError(f"{source}: [settings] values must be strings, numbers or booleans")
@@ -113,6 +127,7 @@ def parse_balancer_profile(text: str, *, source: str = "<balancer profile>") -> 
         name=data["name"],
         kind=kind,
         keepalive=keepalive,
+        choice=choice,
         capabilities=check_capabilities(data.get("capabilities", []), source),
         settings=MappingProxyType(dict(settings)),
         deviations=MappingProxyType(dict(data["deviations"])),

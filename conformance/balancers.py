@@ -131,6 +131,9 @@ class Subject(abc.ABC):
     def client_netns(self) -> str | None:
         return None
 
+    def resolver(self) -> str | None:
+        return None
+
     @abc.abstractmethod
     def replicas(self) -> dict[str, str]: ...
 
@@ -251,19 +254,30 @@ done
 BACKENDS = ("httpd", "keepalive")
 
 
-def backend_command(backend: str, name: str, port: int = BACKEND_PORT) -> list[str]:
+def backend_command(backend: str, name: str | None, port: int = BACKEND_PORT) -> list[str]:
     """The command of a replica container that answers ``GET /`` with ``name``.
+
+    ``name`` None is a swarm task's replica: it answers with its container's
+    hostname (docker's default, the container's short ID), and its server runs
+    under a shell that exits 0 on SIGTERM, so that stopping a task is prompt
+    (a server as PID 1 ignores SIGTERM, and would wait out the grace period).
 
     >>> backend_command("httpd", "r1")[-1], backend_command("httpd", "r1")[:2]
     ('r1', ['sh', '-c'])
+    >>> backend_command("httpd", None)[2]
+    "mkdir -p /www && hostname > /www/index.html && trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"
     """
-    serve = {"httpd": f"exec httpd -f -p {port} -h /www",
-             "keepalive": f'printf "%s" "$1" > /www/serve.sh && chmod +x /www/serve.sh && '
-                          f'exec nc -ll -p {port} -e /www/serve.sh'}
-    if backend not in serve:
+    setup = {"httpd": "", "keepalive": 'printf "%s" "$1" > /www/serve.sh && chmod +x /www/serve.sh && '}
+    server = {"httpd": f"httpd -f -p {port} -h /www", "keepalive": f"nc -ll -p {port} -e /www/serve.sh"}
+    if backend not in server:
         raise SubjectFailed(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
-    script = f'mkdir -p /www && echo "$0" > /www/index.html && {serve[backend]}'
-    return ["sh", "-c", script, name] + (["#!/bin/sh\n" + _KEEPALIVE_SERVE] if backend == "keepalive" else [])
+    if name is None:
+        script = (f"mkdir -p /www && hostname > /www/index.html && {setup[backend]}trap 'exit 0' TERM; "
+                  f"{server[backend]} & wait")
+    else:
+        script = f'mkdir -p /www && echo "$0" > /www/index.html && {setup[backend]}exec {server[backend]}'
+    return ["sh", "-c", script, name or "replica"] + (["#!/bin/sh\n" + _KEEPALIVE_SERVE]
+                                                      if backend == "keepalive" else [])
 
 
 class Backends:
@@ -687,5 +701,5 @@ http {
 
 
 #: Profile kind -> Subject class. A swarm's routing mesh ("swarm-mesh") and
-#: dnsrr services ("swarm-dnsrr") are added by their own module.
+#: dnsrr services ("swarm-dnsrr") have their own module (meshsubject.SWARM_SUBJECTS).
 SUBJECT_KINDS: dict[str, type[Subject]] = {"haproxy": HaproxySubject, "nginx": NginxSubject}

@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .dnsprobe import server_address
 from .errors import ConformanceError
 
 #: The locustfile locust loads (a path, never an import).
@@ -68,6 +69,10 @@ class LoadSpec:
     user_rate: float = 0.0
     #: a network namespace file (/run/netns/NAME) the client runs in, or None
     netns: str | None = None
+    #: a DNS server, IPV4[:PORT]: the client resolves the targets' host names there
+    #: for every connection, and connects to the answer's addresses in its order
+    #: (a dnsrr service, balanced by its DNS), or None (targets are addresses)
+    resolver: str | None = None
 
     def __post_init__(self):
         if not self.targets or not all(t.startswith("http://") for t in self.targets):
@@ -84,13 +89,19 @@ class LoadSpec:
             raise ConformanceError(f"load target {self.target} is not an index of {len(self.targets)} targets")
         if self.spawn_rate <= 0 or self.user_rate < 0:
             raise ConformanceError("load spawn_rate must be > 0 and user_rate >= 0")
+        if self.resolver is not None:
+            try:
+                server_address(self.resolver)
+            except ValueError as exc:
+                raise ConformanceError(f"load resolver: {exc}") from None
 
     def environment(self, record: Path) -> dict[str, str]:
         """The locustfile's configuration (see its docstring)."""
         return {"INGRESS_TARGETS": ",".join(self.targets),
                 "INGRESS_TARGET": "round-robin" if self.target is None else str(self.target),
                 "INGRESS_MODE": self.mode, "INGRESS_MAX_REQUESTS": str(self.max_requests),
-                "INGRESS_USER_RATE": repr(self.user_rate), "INGRESS_RECORD": str(record)}
+                "INGRESS_USER_RATE": repr(self.user_rate), "INGRESS_RECORD": str(record),
+                "INGRESS_RESOLVER": self.resolver or ""}
 
     def argv(self, csv_prefix: Path) -> list[str]:
         prefix = ["nsenter", f"--net={self.netns}"] if self.netns else []

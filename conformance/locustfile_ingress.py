@@ -13,6 +13,11 @@ no module of the harness imports it). Everything comes from the environment:
                           only when the server closes it)
     INGRESS_MAX_REQUESTS  the run stops after this many requests (all users together)
     INGRESS_USER_RATE     requests per second per user (0: as fast as it answers)
+    INGRESS_RESOLVER      a DNS server's address, or empty: when set, every new
+                          connection asks it for the target's host name and connects
+                          to the answer's addresses in order until one accepts, as
+                          the standard library's socket.create_connection does with
+                          getaddrinfo's list (a dnsrr service: its DNS is its balancer)
     INGRESS_RECORD        the file every request is appended to, one JSON line:
                           {"t": monotonic time, "user": n, "conn": n, "replica": body,
                            "ok": bool, "error": text}
@@ -34,12 +39,15 @@ from urllib.parse import urlsplit
 import gevent
 from locust import User, constant, constant_throughput, events, task
 
+from conformance.dnsprobe import resolve
+
 TARGETS = [u.strip() for u in os.environ.get("INGRESS_TARGETS", "").split(",") if u.strip()]
 TARGET = os.environ.get("INGRESS_TARGET", "round-robin")
 MODE = os.environ.get("INGRESS_MODE", "close")
 MAX_REQUESTS = int(os.environ.get("INGRESS_MAX_REQUESTS", "0"))
 USER_RATE = float(os.environ.get("INGRESS_USER_RATE", "0"))
 RECORD = os.environ.get("INGRESS_RECORD", "")
+RESOLVER = os.environ.get("INGRESS_RESOLVER", "")
 #: One request may take this long before it counts as failed (seconds).
 REQUEST_TIMEOUT = 5.0
 
@@ -103,23 +111,35 @@ class IngressUser(User):
     def _connect(self, url: str) -> http.client.HTTPConnection:
         parts = urlsplit(url)
         self.connections += 1
-        return http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=REQUEST_TIMEOUT)
+        if not RESOLVER:
+            return http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=REQUEST_TIMEOUT)
+        # the name's DNS answer now, each address in turn until one accepts
+        error = None
+        for address in resolve(parts.hostname, RESOLVER):
+            connection = http.client.HTTPConnection(address, parts.port or 80, timeout=REQUEST_TIMEOUT)
+            try:
+                connection.connect()
+                return connection
+            except OSError as exc:
+                connection.close()
+                error = exc
+        raise error
 
     @task
     def get(self):
         url = self._target()
-        if MODE == "keepalive":
-            if self.connection is None:
-                self.connection = self._connect(url)
-            connection = self.connection
-            headers = {"Connection": "keep-alive"}
-        else:
-            connection = self._connect(url)
-            headers = {"Connection": "close"}
-        context = {"user": self.number, "conn": self.connections, "replica": ""}
         began = time.perf_counter()
-        exception, length = None, 0
+        exception, length, connection = None, 0, None
+        headers = {"Connection": "keep-alive" if MODE == "keepalive" else "close"}
         try:
+            # connecting is part of the request: with a resolver it is where a name fails
+            if MODE != "keepalive":
+                connection = self._connect(url)
+            elif self.connection is None:
+                connection = self.connection = self._connect(url)
+            else:
+                connection = self.connection
+            context = {"user": self.number, "conn": self.connections, "replica": ""}
             connection.request("GET", "/", headers=headers)
             response = connection.getresponse()
             body = response.read()
@@ -132,7 +152,9 @@ class IngressUser(User):
                 self.connection = None
         except Exception as exc:  # any failure is a failed request, recorded
             exception = exc
-            connection.close()
+            context = {"user": self.number, "conn": self.connections, "replica": ""}
+            if connection is not None:
+                connection.close()
             self.connection = None
         self.environment.events.request.fire(
             request_type="GET", name=url, response_time=(time.perf_counter() - began) * 1000,

@@ -35,7 +35,7 @@ FINAL = frozenset({"complete", "shutdown", "failed", "rejected", "remove", "orph
 #: Bounded engine calls (seconds): a create or start of a busybox container takes
 #: well under a second here; stop waits for the grace period first.
 CALL_TIMEOUT = 60.0
-#: How long a task in a rotation (a published port, a virtual IP) keeps running once told
+#: How long a task in a rotation (a network's DNS names, a virtual IP, a published port) keeps running once told
 #: to stop, so that every node has taken it out of the rotation first (they learn it at
 #: their next heartbeat, every 0.5 s): new connections never reach a stopping task
 #: (moby#30321, the fix users asked docker for).

@@ -451,9 +451,11 @@ class Swarmd:
                 continue
             service = self.store.services.get(task.get("ServiceID", ""))
             name = service["Spec"]["Name"] if service else task.get("ServiceAnnotations", {}).get("Name", "")
-            # in a rotation (a published port or a virtual IP): the agent lets every node take
-            # the task out of it before stopping its container
-            rotation = bool(service and (networks.ingress_ports(service) or service["Endpoint"].get("VirtualIPs")))
+            # in a rotation (a network's DNS names, a virtual IP, a published port): the agent
+            # lets every node take the task out of it before stopping its container, as docker's
+            # executor does for a task on any network (moby's hasServiceBinding, then a 2 s wait)
+            rotation = bool(task.get("NetworksAttachments") or (service and (
+                networks.ingress_ports(service) or service["Endpoint"].get("VirtualIPs"))))
             tasks.append({"task": task, "service_name": name, "rotation": rotation})
         managers = [self.raft.members[m] for m in self.raft.members]
         return {"tasks": tasks, "role": self.store.nodes[node_id]["Spec"].get("Role", "worker"),

@@ -50,7 +50,7 @@ def spec(subject: Subject, **kwargs) -> LoadSpec:
     """A bounded load on the subject's entry points, from where its clients must run."""
     kwargs.setdefault("users", USERS)
     kwargs.setdefault("run_time", RUN_TIME)
-    return LoadSpec(subject.entrypoints(), netns=subject.client_netns(), **kwargs)
+    return LoadSpec(subject.entrypoints(), netns=subject.client_netns(), resolver=subject.resolver(), **kwargs)
 
 
 def load(subject: Subject, directory: Path, **kwargs) -> LoadResult:

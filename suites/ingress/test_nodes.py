@@ -9,12 +9,13 @@ import pytest
 
 from .conftest import DRAIN_TUTORIAL, INGRESS, background, load
 
-pytestmark = pytest.mark.requires("ingress-balance", "ingress-nodes")
+pytestmark = pytest.mark.requires("ingress-balance")
 
 #: A response already on its way may be read this much after drain returned (seconds).
 IN_TRANSIT = 1.0
 
 
+@pytest.mark.requires("ingress-nodes")
 @pytest.mark.spec(INGRESS, "a published port is available on every node: the routing mesh routes a request to any "
                            "node to an active container, even on a node that runs no task of the service")
 def test_every_node_answers_and_reaches_replicas_on_other_nodes(balancer, load_dir):

@@ -40,6 +40,7 @@ def test_parse_good_profile():
     ('name = "b"\nkind = "traefik"\nkeepalive = "per-request"', "'kind' must be one of"),
     ('name = "b"\nkind = "nginx"', "'keepalive' must be one of"),
     ('name = "b"\nkind = "nginx"\nkeepalive = "sticky"', "'keepalive' must be one of"),
+    ('name = "b"\nkind = "nginx"\nkeepalive = "per-request"\nchoice = "least-conn"', "'choice' must be one of"),
     ('name = "b"\nkind = "nginx"\nkeepalive = "per-request"\ncapabilities = ["ingress-scael"]',
      "unknown balancer capability ingress-scael"),
     ('name = "b"\nkind = "nginx"\nkeepalive = "per-request"\n[settings]\nx = [1]', "[settings] values"),

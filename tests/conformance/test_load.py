@@ -3,12 +3,15 @@ real locust run against a local server; the locustfile is never imported."""
 
 import ast
 import http.server
+import itertools
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
 import pytest
+from dnslib import QTYPE, RR, A
+from dnslib.server import BaseResolver, DNSServer
 
 from conformance.errors import ConformanceError
 from conformance.load import (LOCUSTFILE, LoadResult, LoadSpec, Request, parse_records, parse_stats_csv, run_load,
@@ -91,6 +94,7 @@ def test_parse_stats_csv_reads_the_aggregated_row_only():
     ({"max_requests": 0}, "max_requests must be"),
     ({"mode": "pipelined"}, "mode must be one of"),
     ({"target": 1}, "target 1 is not an index"),
+    ({"resolver": "dns.example"}, "load resolver: a DNS server is IPV4"),
 ])
 def test_load_spec_is_bounded(kwargs, message):
     with pytest.raises(ConformanceError, match=message):
@@ -175,6 +179,47 @@ def test_a_keep_alive_run_reuses_one_connection_per_user(servers, tmp_path):
     assert sorted(result.requests_per_connection()) == [(1, 1), (2, 1)], result.requests_per_connection()
     # each user stays on its entry point: user 1 on the first, user 2 on the second
     assert result.replicas_per_user() == {1: {"one"}, 2: {"two"}}
+
+
+class _Turns(BaseResolver):
+    """Answers every A question with the next address list in turn."""
+
+    def __init__(self, turns):
+        self.turns = itertools.cycle(turns)
+
+    def resolve(self, request, handler):
+        reply = request.reply()
+        for address in next(self.turns):
+            reply.add_answer(RR(request.q.qname, QTYPE.A, rdata=A(address), ttl=600))
+        return reply
+
+
+def test_a_resolving_run_asks_the_dns_for_every_connection_and_tries_each_address(tmp_path):
+    """A dnsrr client: each new connection resolves the name at the given server, and an
+    address that refuses is passed over for the next in the answer."""
+    servers = []
+    for address, name in (("127.0.0.2", "two"), ("127.0.0.3", "three")):
+        server = http.server.ThreadingHTTPServer((address, 0 if not servers else servers[0].server_address[1]), _Named)
+        server.daemon_threads, server.name = True, name
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+    port = servers[0].server_address[1]
+    # 127.0.0.9 listens on nothing: its connections are refused
+    dns = DNSServer(_Turns([["127.0.0.9", "127.0.0.2"], ["127.0.0.3"]]), address="127.0.0.1", port=0)
+    dns.start_thread()
+    try:
+        resolver = f"127.0.0.1:{dns.server.server_address[1]}"
+        result = run_load(LoadSpec([f"http://web.test:{port}"], users=2, run_time=15, max_requests=200,
+                                   resolver=resolver), tmp_path)
+    finally:
+        dns.stop()
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+    assert not result.failures(), result.summary()
+    assert result.total >= 200
+    assert set(result.counts()) == {"two", "three"} and abs(result.counts()["two"] - result.counts()["three"]) <= 4, \
+        result.summary()
 
 
 def test_doctest_collection_of_the_harness_skips_the_locustfile():
