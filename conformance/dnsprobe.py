@@ -19,12 +19,15 @@ body of ``GET http://ADDRESS:PORT/`` from each (null when it did not answer).
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import json
+import socket
 import sys
+import time
 import urllib.request
 
-from dnslib import QTYPE, DNSRecord
+from dnslib import QTYPE, RCODE, DNSRecord
 
 #: One question's bound (seconds); the servers answer in milliseconds.
 TIMEOUT = 2.0
@@ -34,34 +37,51 @@ class ResolveFailed(Exception):
     """The server did not answer, or not with an A record of the name."""
 
 
-def addresses(reply: bytes, question: DNSRecord | None = None) -> list[str]:
-    """The IPv4 addresses of a DNS reply's answer section, in its order; with the
-    ``question`` it answers, a reply with another ID or question is refused (any
-    datagram that reaches the client's port would do otherwise).
+class StrayReply(ResolveFailed):
+    """A datagram that is no reply to the question asked (the client waits on)."""
 
+
+def addresses(reply: bytes, question: DNSRecord) -> list[str]:
+    """The IPv4 addresses of the name asked in a DNS reply's answer section, in its
+    order (also those of a CNAME chain it gives). A datagram that is unreadable or
+    answers another ID or question is a :class:`StrayReply` (any datagram that
+    reaches the client's port would do otherwise); a truncated or failed answer
+    is refused rather than taken as complete.
+
+    >>> from dnslib import RR, A, CNAME
     >>> q = DNSRecord.question("web")
     >>> r = q.reply()
-    >>> from dnslib import RR, A
     >>> for ip in ("10.0.1.4", "10.0.1.3"):
     ...     r.add_answer(RR("web", QTYPE.A, rdata=A(ip), ttl=600))
+    >>> r.add_answer(RR("db", QTYPE.A, rdata=A("6.6.6.6")))
     >>> addresses(r.pack(), q)
     ['10.0.1.4', '10.0.1.3']
     >>> addresses(r.pack(), DNSRecord.question("db"))
     Traceback (most recent call last):
     ...
-    conformance.dnsprobe.ResolveFailed: a DNS reply to another question
-    >>> addresses(b"junk")
+    conformance.dnsprobe.StrayReply: a DNS reply to another question
+    >>> addresses(b"junk", q)
     Traceback (most recent call last):
     ...
-    conformance.dnsprobe.ResolveFailed: unreadable DNS reply (4 bytes)
+    conformance.dnsprobe.StrayReply: unreadable DNS reply (4 bytes)
+    >>> r.header.tc = 1
+    >>> addresses(r.pack(), q)
+    Traceback (most recent call last):
+    ...
+    conformance.dnsprobe.ResolveFailed: a truncated answer for web.
     """
     try:
         record = DNSRecord.parse(reply)
     except Exception:  # dnslib raises its own DNSError and struct errors alike
-        raise ResolveFailed(f"unreadable DNS reply ({len(reply)} bytes)") from None
-    if question is not None and (record.header.id != question.header.id or record.q != question.q):
-        raise ResolveFailed("a DNS reply to another question")
-    return [str(rr.rdata) for rr in record.rr if rr.rtype == QTYPE.A]
+        raise StrayReply(f"unreadable DNS reply ({len(reply)} bytes)") from None
+    if not record.header.qr or record.header.id != question.header.id or record.q != question.q:
+        raise StrayReply("a DNS reply to another question")
+    if record.header.tc:
+        raise ResolveFailed(f"a truncated answer for {question.q.qname}")
+    if record.header.rcode != RCODE.NOERROR:
+        raise ResolveFailed(f"{RCODE.get(record.header.rcode)} for {question.q.qname}")
+    names = {question.q.qname} | {rr.rdata.label for rr in record.rr if rr.rtype == QTYPE.CNAME}
+    return [str(rr.rdata) for rr in record.rr if rr.rtype == QTYPE.A and rr.rname in names]
 
 
 def server_address(server: str) -> tuple[str, int]:
@@ -92,12 +112,26 @@ def server_address(server: str) -> tuple[str, int]:
 def resolve(name: str, server: str, timeout: float = TIMEOUT) -> list[str]:
     """``name``'s A records from ``server`` (:func:`server_address`), in the answer's order."""
     address, port = server_address(server)
-    question = DNSRecord.question(name, "A")
     try:
-        reply = question.send(address, port, timeout=timeout)
-    except OSError as exc:
-        raise ResolveFailed(f"{server} did not answer for {name}: {exc}") from None
-    found = addresses(reply, question)
+        question = DNSRecord.question(name, "A")
+        packet = question.pack()
+    except Exception as exc:  # a label over 63 bytes, a name IDNA refuses
+        raise ResolveFailed(f"cannot ask for {name!r}: {exc}") from None
+    deadline = time.monotonic() + timeout
+    # connected: only the server's datagrams arrive, and a closed port fails at once (ICMP)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect((address, port))
+            sock.send(packet)
+            while True:
+                sock.settimeout(max(deadline - time.monotonic(), 0.001))
+                try:
+                    found = addresses(sock.recv(65535), question)
+                    break
+                except StrayReply:
+                    continue  # not the answer: wait on until the deadline
+        except OSError as exc:
+            raise ResolveFailed(f"{server} did not answer for {name}: {exc}") from None
     if not found:
         raise ResolveFailed(f"{server} has no address for {name}")
     return found
@@ -115,7 +149,7 @@ def probe(name: str, server: str, port: int) -> dict:
         try:
             with opener.open(f"http://{address}:{port}/", timeout=TIMEOUT) as response:
                 answers[address] = response.read().decode(errors="replace").strip()
-        except OSError:
+        except (OSError, http.client.HTTPException):  # refused, timed out, or a broken answer
             answers[address] = None
     return {"addresses": found, "answers": answers}
 

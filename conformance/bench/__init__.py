@@ -29,6 +29,27 @@ CASE_MODULES = {
 }
 
 
+#: The project's own subjects: they always run where the bench does, so one that
+#: could not be measured is a failure of the bench (exit 1), where an engine or
+#: a balancer that is not installed is only reported.
+REFERENCE_SUBJECTS = ("refengine", "refregistry")
+
+
+def reference_failures(results: list[CaseResult]) -> list[str]:
+    """One line per reference subject that could not be measured, or whose case failed.
+
+    >>> from .core import Case, SubjectResult
+    >>> case = Case("start", "ms", False, {"docker": float, "refengine": float}, "docker")
+    >>> ok = CaseResult(case, {"docker": SubjectResult([1.0]), "refengine": SubjectResult([2.0])})
+    >>> lost = CaseResult(case, {"docker": SubjectResult(unavailable="not installed"),
+    ...                          "refengine": SubjectResult(unavailable="exited 125")})
+    >>> reference_failures([ok]), reference_failures([lost])
+    ([], ['start: refengine: exited 125'])
+    """
+    return [f"{r.case.name}: {name}: {s.unavailable}" for r in results for name, s in r.subjects.items()
+            if s.unavailable and name.startswith(REFERENCE_SUBJECTS)]
+
+
 @dataclass
 class Options:
     rounds: int = 15

@@ -5,7 +5,8 @@ The checks measure a load-balancing subject (``--balancer NAME``,
 :mod:`conformance.balancers`) under locust load (:mod:`conformance.load`):
 each threshold is written in the check, with its reason. Every load run is
 bounded: at most :data:`USERS` users (each with one request in flight at a
-time), :data:`RUN_TIME` seconds, and a request cap.
+time; the keep-alive check uses 10, conformance.load's MAX_USERS),
+:data:`RUN_TIME` seconds, and a request cap.
 
 What the backends do with keep-alive (verified with busybox 1.35, Debian
 12's busybox-static): busybox ``httpd`` answers every request with
