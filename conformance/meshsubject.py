@@ -324,7 +324,7 @@ SWARM_SUBJECTS: dict[str, type[SwarmServiceSubject]] = {"swarm-mesh": SwarmMeshS
 
 
 def session_cluster(profile: BalancerProfile, images_dir) -> DockerCluster:
-    """The 3-node cluster a swarm-mesh profile names (``settings.cluster``), started with
+    """The 3-node cluster a swarm profile names (``settings.cluster``), started with
     the test image loaded on every node (the caller stops it at the end of the session)."""
     settings = render_settings(DEFAULTS, profile)  # a typo fails here, before a cluster starts
     if settings["backend"] not in BACKENDS:
