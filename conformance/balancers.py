@@ -74,6 +74,7 @@ only then removes its container.
 from __future__ import annotations
 
 import abc
+import http.client
 import os
 import secrets
 import shutil
@@ -172,12 +173,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+#: Our requests go to addresses of this machine and of the run's namespaces: never
+#: through a proxy the environment names (http_proxy).
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def http_body(url: str, timeout: float = 2.0) -> str | None:
-    """The stripped body of GET ``url``, or None when it does not answer 200."""
+    """The stripped body of GET ``url``, or None when it does not answer 200 (refused,
+    timed out, or an answer broken off by a replica that stops)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with _DIRECT.open(url, timeout=timeout) as response:
             return response.read().decode(errors="replace").strip() if response.status == 200 else None
-    except (OSError, urllib.error.URLError, ValueError):
+    except (OSError, urllib.error.URLError, http.client.HTTPException, ValueError):
         return None
 
 

@@ -14,18 +14,16 @@ As a program it is the probe::
     python -m conformance.dnsprobe NAME SERVER PORT
 
 prints one JSON object: the answer's addresses in its order, and the stripped
-body of ``GET http://ADDRESS:PORT/`` from each (null when it did not answer).
+body of ``GET http://ADDRESS:PORT/`` from each (null when it did not answer 200).
 """
 
 from __future__ import annotations
 
-import http.client
 import ipaddress
 import json
 import socket
 import sys
 import time
-import urllib.request
 
 from dnslib import QTYPE, RCODE, DNSRecord
 
@@ -64,6 +62,11 @@ def addresses(reply: bytes, question: DNSRecord) -> list[str]:
     Traceback (most recent call last):
     ...
     conformance.dnsprobe.StrayReply: unreadable DNS reply (4 bytes)
+    >>> chain = q.reply()
+    >>> chain.add_answer(RR("web", QTYPE.CNAME, rdata=CNAME("web.svc")),
+    ...                  RR("web.svc", QTYPE.A, rdata=A("10.0.1.5")))
+    >>> addresses(chain.pack(), q)
+    ['10.0.1.5']
     >>> r.header.tc = 1
     >>> addresses(r.pack(), q)
     Traceback (most recent call last):
@@ -143,15 +146,10 @@ def probe(name: str, server: str, port: int) -> dict:
         found = resolve(name, server)
     except ResolveFailed as exc:
         return {"addresses": [], "answers": {}, "error": str(exc)}
-    answers: dict[str, str | None] = {}
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy of the environment
-    for address in found:
-        try:
-            with opener.open(f"http://{address}:{port}/", timeout=TIMEOUT) as response:
-                answers[address] = response.read().decode(errors="replace").strip()
-        except (OSError, http.client.HTTPException):  # refused, timed out, or a broken answer
-            answers[address] = None
-    return {"addresses": found, "answers": answers}
+    # here, not at the top: the locustfile imports this module for resolve() alone
+    from .balancers import http_body
+
+    return {"addresses": found, "answers": {a: http_body(f"http://{a}:{port}/", TIMEOUT) for a in found}}
 
 
 def main(argv: list[str]) -> int:

@@ -236,11 +236,10 @@ class SwarmDnsrrSubject(SwarmServiceSubject):
                      "sh", "-c", "trap 'exit 0' TERM; sleep 86400 & wait")
         self._create(replicas, "--network", self.network, "--endpoint-mode", "dnsrr",
                      "--constraint", f"node.hostname!={host}")
-        self.pid = wait_until(lambda: self._client_pid()[1], CONVERGE_TIMEOUT, f"{self.client} to run on {host}",
-                              interval=0.25)
+        container, self.pid = wait_until(self._client_pid, CONVERGE_TIMEOUT, f"{self.client} to run on {host}",
+                                         interval=0.25)
         # from inside the container: its resolv.conf read through /proc/PID/root would
         # follow the image's symbolic links on the host's file system
-        container, _ = self._client_pid()
         done = self._node(host).docker("exec", container, "cat", "/etc/resolv.conf", timeout=CONVERGE_TIMEOUT)
         if not done.ok:
             raise SubjectFailed(f"cannot read {self.client}'s /etc/resolv.conf: {done.stderr.strip()[-300:]}")
@@ -252,7 +251,7 @@ class SwarmDnsrrSubject(SwarmServiceSubject):
 
     def client_netns(self) -> str | None:
         # the pid is the client's only while its container runs: a reused one is any process's
-        if self._client_pid()[1] != self.pid:
+        if (self._client_pid() or ("", 0))[1] != self.pid:
             raise SubjectFailed(f"{self.client}'s container (pid {self.pid}) no longer runs on {self.host}")
         return f"/proc/{self.pid}/ns/net"
 
@@ -276,15 +275,15 @@ class SwarmDnsrrSubject(SwarmServiceSubject):
                 leftovers.append(f"network {self.network}")
         return leftovers
 
-    def _client_pid(self) -> tuple[str, int]:
-        """The client task's running container on its node and its pid (("", 0) before it runs)."""
+    def _client_pid(self) -> tuple[str, int] | None:
+        """The client task's running container on its node and its pid (None before it runs)."""
         node = self._node(self.host)
         listed = node.docker("ps", "--no-trunc", "--format", '{{.ID}} {{.Label "com.docker.swarm.service.name"}}')
         ids = [line.split()[0] for line in listed.stdout.splitlines() if line.split()[1:] == [self.client]]
         if len(ids) != 1:
-            return "", 0
+            return None
         pid = node.docker("inspect", "--format", "{{.State.Pid}}", ids[0]).stdout.strip()
-        return (ids[0], int(pid)) if pid.isdigit() and pid != "0" else ("", 0)
+        return (ids[0], int(pid)) if pid.isdigit() and pid != "0" else None
 
     def _serving(self, running: set[str]) -> bool:
         """The name's DNS answer in the client is exactly the running tasks, and each answers."""
